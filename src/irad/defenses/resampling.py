@@ -1,0 +1,136 @@
+"""Resampling defenses: the naive IR variants of §3.2, DISCO-style implicit reconstruction, and IRAD (§4)."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..reconstruction import RECONSTRUCTIONS, ImplicitReconstruction
+from ..resampling import ImageResampler
+from ..sampling import SAMPLERS, SampleNet
+from ..weights import WEIGHTS, load_state_dict_file, load_strict, read_sidecar, resolve_weights
+from ..errors import WeightsError
+from .registry import DEFENSES
+
+
+def _naive(recon: str, sampler: str, **params: Any) -> ImageResampler:
+    return ImageResampler(RECONSTRUCTIONS.build(recon), SAMPLERS.build(sampler, **params))
+
+
+@DEFENSES.register("nearest-si")
+def nearest_si(d: float = 1.5, **_: Any) -> ImageResampler:
+    """IR(nea, SAMPLER(d)): nearest reconstruction, spatially invariant shift d (Eq. 6 + 7)."""
+    return _naive("nearest", "si", d=d)
+
+
+@DEFENSES.register("nearest-sv")
+def nearest_sv(gamma: float = 1.5, seed: int | None = None, **_: Any) -> ImageResampler:
+    """IR(nea, SAMPLER(γ)): nearest reconstruction, random per-pixel shift U(0, γ) (Eq. 6 + 8); randomised."""
+    return _naive("nearest", "sv", gamma=gamma, seed=seed)
+
+
+@DEFENSES.register("bilinear-si")
+def bilinear_si(d: float = 1.5, **_: Any) -> ImageResampler:
+    """IR(bil, SAMPLER(d)): bilinear reconstruction, spatially invariant shift d (Eq. 5 + 7)."""
+    return _naive("bilinear", "si", d=d)
+
+
+@DEFENSES.register("bilinear-sv")
+def bilinear_sv(gamma: float = 1.5, seed: int | None = None, **_: Any) -> ImageResampler:
+    """IR(bil, SAMPLER(γ)): bilinear reconstruction, random per-pixel shift U(0, γ) (Eq. 5 + 8); randomised."""
+    return _naive("bilinear", "sv", gamma=gamma, seed=seed)
+
+
+def _irad_weights(weights: str | Path | None, dataset: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """State dict and metadata of an IRAD weight file (registered name, 'default', or a path)."""
+    if weights is None or weights == "default":
+        names = [n for n in WEIGHTS.names() if WEIGHTS.get(n).factory().kind == "defense"
+                 and WEIGHTS.get(n).factory().arch == "irad"]
+        matching = [n for n in names if WEIGHTS.get(n).factory().dataset == dataset]
+        if not matching:
+            if not names:
+                raise WeightsError("no IRAD weights are registered; train them with `irad train implicit` and "
+                                   "`irad train samplenet`, then pass weights=PATH")
+            warnings.warn(f"no IRAD weights trained on {dataset}; using {names[0]} (the paper's Table 6 shows "
+                          f"IRAD transfers across datasets)", stacklevel=3)
+            matching = names
+        weights = matching[0]
+    if isinstance(weights, str) and not Path(weights).suffix:
+        spec, path = resolve_weights(weights)
+        meta = {**spec.meta, **read_sidecar(path)}
+    else:
+        path = Path(weights)
+        meta = read_sidecar(path)
+    return load_state_dict_file(path), meta
+
+
+def build_resampler(spec: dict[str, Any]) -> ImageResampler:
+    """Rebuild an ImageResampler from the spec stored in a weight file's sidecar."""
+    recon = RECONSTRUCTIONS.make(spec["reconstruction"])
+    sampler_spec = spec.get("sampler", {"name": "identity"})
+    sampler = SAMPLERS.make(sampler_spec)
+    return ImageResampler(recon, sampler)
+
+
+def load_irad_parts(weights: str | Path | None = None, dataset: str = "cifar10"
+                    ) -> tuple[ImplicitReconstruction, SampleNet | None, dict[str, Any]]:
+    """The trained implicit reconstruction and (if the file has one) SampleNet."""
+    state, meta = _irad_weights(weights, dataset)
+    spec = meta.get("spec")
+    if spec is None:
+        raise WeightsError("the IRAD weight file has no 'spec' in its .json sidecar; keep the sidecar next to it")
+    recon = RECONSTRUCTIONS.make(spec["reconstruction"])
+    load_strict(recon, {k.removeprefix("reconstruction."): v for k, v in state.items()
+                        if k.startswith("reconstruction.")}, "implicit reconstruction")
+    sampler = None
+    if spec.get("sampler", {}).get("name") == "samplenet":
+        sampler = SAMPLERS.make(spec["sampler"])
+        load_strict(sampler, {k.removeprefix("sampler."): v for k, v in state.items() if k.startswith("sampler.")},
+                    "SampleNet")
+    return recon, sampler, meta
+
+
+@DEFENSES.register("irad")
+def irad_defense(dataset: str = "cifar10", weights: str | Path | None = None, **_: Any) -> ImageResampler:
+    """IRAD (§4): implicit reconstruction (Eq. 9) resampled at U = G + SampleNet(F, G) (Eq. 10)."""
+    recon, sampler, meta = load_irad_parts(weights, dataset)
+    if sampler is None:
+        raise WeightsError("these weights have no SampleNet (an implicit representation alone); use "
+                           "load_defense('disco', weights=...) or train one with `irad train samplenet`")
+    module = ImageResampler(recon, sampler)
+    module.meta = meta
+    return module
+
+
+@DEFENSES.register("disco")
+def disco_defense(dataset: str = "cifar10", weights: str | Path | None = None, **_: Any) -> ImageResampler:
+    """Implicit reconstruction without SampleNet, U = G (DISCO, Ho & Vasconcelos 2022; Table 8 'w.o. sampling')."""
+    recon, _, meta = load_irad_parts(weights, dataset)
+    module = ImageResampler(recon, SAMPLERS.build("identity"))
+    module.meta = meta
+    return module
+
+
+@DEFENSES.register("resample")
+def resample_defense(dataset: str = "cifar10", reconstruction: str = "implicit", sampler: str = "identity",
+                     weights: str | Path | None = None, **sampler_args: Any) -> ImageResampler:
+    """Any RECONS x SAMPLER (Tables 8 and 15): e.g. reconstruction='implicit', sampler='si', d=1.5.
+
+    The implicit reconstruction and SampleNet come from IRAD ``weights``; SampleNet with nearest/bilinear uses the
+    implicit encoder for its features, as in Table 15.
+    """
+    if reconstruction == "implicit" or sampler == "samplenet":
+        implicit, samplenet, _ = load_irad_parts(weights, dataset)
+    recon = implicit if reconstruction == "implicit" else RECONSTRUCTIONS.build(reconstruction)
+    if sampler == "samplenet":
+        if samplenet is None:
+            raise WeightsError("the IRAD weights have no SampleNet")
+        if reconstruction != "implicit":
+            samplenet.encoder = implicit.encoder
+        samp = samplenet
+    else:
+        samp = SAMPLERS.build(sampler, **sampler_args)
+    return ImageResampler(recon, samp)

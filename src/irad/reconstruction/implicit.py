@@ -1,0 +1,206 @@
+"""The implicit representation of Eq. 9 (LIIF, Chen et al. 2021), as IRAD uses it.
+
+* ``FEAT``: EDSR-baseline (Lim et al. 2017) without upsampling: a 3x3 head, 16 residual blocks of 64 features,
+  a 3x3 body tail and a global skip. Inputs are mapped from [0, 1] to [-1, 1] first.
+* ``φ``: a 5-layer MLP (hidden 256 x 4) applied to [unfolded 3x3 feature of a latent code, relative coordinate,
+  cell size] for each of the 4 latent codes around the query (local ensemble), blended with area weights.
+
+Coordinates are pixel units (row, column) as everywhere in irad; internally the relative coordinate and cell are
+scaled as in LIIF (one pixel = 2 units) so the MLP sees LIIF's input statistics.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .base import RECONSTRUCTIONS, ContinuousImage, Reconstruction
+
+_EPS_SHIFT = 1e-6
+_OFFSETS = ((-1, -1), (-1, 1), (1, -1), (1, 1))
+
+
+class ResBlock(nn.Module):
+    def __init__(self, n_feats: int, res_scale: float = 1.0) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(n_feats, n_feats, 3, padding=1), nn.ReLU(inplace=True),
+                                  nn.Conv2d(n_feats, n_feats, 3, padding=1))
+        self.res_scale = res_scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x) * self.res_scale
+
+
+class EDSREncoder(nn.Module):
+    """EDSR-baseline feature extractor (no upsampling): I (N,3,H,W in [0,1]) -> F (N, n_feats, H, W)."""
+
+    def __init__(self, n_resblocks: int = 16, n_feats: int = 64, res_scale: float = 1.0) -> None:
+        super().__init__()
+        self.n_resblocks, self.out_dim = n_resblocks, n_feats
+        self.head = nn.Conv2d(3, n_feats, 3, padding=1)
+        self.body = nn.Sequential(*[ResBlock(n_feats, res_scale) for _ in range(n_resblocks)],
+                                  nn.Conv2d(n_feats, n_feats, 3, padding=1))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        x = self.head((images - 0.5) / 0.5)
+        return x + self.body(x)
+
+
+def mlp(in_dim: int, out_dim: int, hidden: tuple[int, ...] = (256, 256, 256, 256)) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for h in hidden:
+        layers += [nn.Linear(in_dim, h), nn.ReLU()]
+        in_dim = h
+    layers.append(nn.Linear(in_dim, out_dim))
+    return nn.Sequential(*layers)
+
+
+class LocalEnsembleMLP(nn.Module):
+    """The query function of LIIF: MLP(feature, relative coordinate, cell) over the 4 nearest latent codes,
+    blended by the area of the opposite rectangle (local ensemble). Used by the decoder φ (3 outputs, Eq. 9) and by
+    SampleNet (2 outputs, Eq. 10).
+
+    Computed without waste, with the same result: the MLP's first layer is linear in [feature, rel, cell], and a
+    linear map of the 3x3-unfolded feature is a 3x3 convolution, so the feature part is computed once per latent
+    code (``prepare``) instead of once per query and neighbour; queries gather 256-d rows instead of 576-d ones.
+    """
+
+    def __init__(self, feat_dim: int, out_dim: int, hidden: tuple[int, ...] = (256, 256, 256, 256),
+                 feat_unfold: bool = True, cell_decode: bool = True, local_ensemble: bool = True) -> None:
+        super().__init__()
+        self.feat_unfold, self.cell_decode, self.local_ensemble = feat_unfold, cell_decode, local_ensemble
+        self.feat_dim = feat_dim
+        in_dim = feat_dim * (9 if feat_unfold else 1) + 2 + (2 if cell_decode else 0)
+        self.mlp = mlp(in_dim, out_dim, hidden)
+        self.out_dim = out_dim
+
+    def _first_layer_parts(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        lin: nn.Linear = self.mlp[0]
+        k = self.feat_dim * (9 if self.feat_unfold else 1)
+        w_rel = lin.weight[:, k:k + 2]
+        w_cell = lin.weight[:, k + 2:k + 4] if self.cell_decode else None
+        return lin.weight[:, :k], w_rel, w_cell, lin.bias
+
+    def prepare(self, features: torch.Tensor) -> torch.Tensor:
+        """Feature part of the first layer for every latent code: N x hidden x h x w.
+
+        Equals Linear(unfold3x3(F)) since F.unfold orders (channel, ky, kx) like a conv kernel."""
+        w_feat = self._first_layer_parts()[0]
+        if self.feat_unfold:
+            return F.conv2d(features, w_feat.reshape(-1, self.feat_dim, 3, 3), padding=1)
+        return F.conv2d(features, w_feat[:, :, None, None])
+
+    def _rest(self, h1: torch.Tensor) -> torch.Tensor:
+        return self.mlp[1:](h1)
+
+    def forward(self, features: torch.Tensor, coords: torch.Tensor, cell: torch.Tensor | None = None,
+                prepared: torch.Tensor | None = None, max_queries: int = 65536) -> torch.Tensor:
+        """features: N x C x h x w; coords: N x H' x W' x 2 (pixel units of the h x w grid);
+        cell: size of an output pixel in input pixels (N x H' x W' x 2, broadcastable; default 1).
+        Returns N x out_dim x H' x W'."""
+        n, _, h, w = features.shape
+        qh, qw = coords.shape[1], coords.shape[2]
+        pre = self.prepare(features) if prepared is None else prepared
+        coords = coords.reshape(n, -1, 2).to(pre.dtype)
+        if cell is None:
+            cell_flat = coords.new_ones(1, 1, 2).expand(n, coords.shape[1], 2)
+        else:
+            cell_flat = cell.to(pre.dtype).expand(n, qh, qw, 2).reshape(n, -1, 2)
+        outs = []
+        for start in range(0, coords.shape[1], max_queries):
+            outs.append(self._query(pre, coords[:, start:start + max_queries],
+                                    cell_flat[:, start:start + max_queries], h, w))
+        out = torch.cat(outs, dim=1) if len(outs) > 1 else outs[0]
+        return out.transpose(1, 2).reshape(n, self.out_dim, qh, qw)
+
+    def _query(self, pre: torch.Tensor, coords: torch.Tensor, cell: torch.Tensor, h: int, w: int) -> torch.Tensor:
+        n, c = pre.shape[:2]
+        flat = pre.reshape(n, c, h * w)
+        _, w_rel, w_cell, bias = self._first_layer_parts()
+        base = bias + (cell * 2.0) @ w_cell.T if self.cell_decode else bias
+        offsets = _OFFSETS if self.local_ensemble else ((0, 0),)
+        preds, areas = [], []
+        for vr, vc in offsets:
+            # The latent code nearest to the query nudged half a pixel towards (vr, vc) (LIIF's selection rule).
+            kr = torch.round(coords[..., 0].detach() + 0.5 * vr + _EPS_SHIFT).clamp_(0, h - 1)
+            kc = torch.round(coords[..., 1].detach() + 0.5 * vc + _EPS_SHIFT).clamp_(0, w - 1)
+            index = (kr * w + kc).long()
+            q_feat = torch.gather(flat, 2, index.unsqueeze(1).expand(n, c, index.shape[1])).transpose(1, 2)
+            rel = torch.stack((coords[..., 0] - kr, coords[..., 1] - kc), dim=-1) * 2.0
+            preds.append(self._rest(q_feat + rel @ w_rel.T + base))
+            areas.append((rel[..., 0] * rel[..., 1]).abs() + 1e-9)
+        if not self.local_ensemble:
+            return preds[0]
+        total = areas[0] + areas[1] + areas[2] + areas[3]
+        # Each prediction is weighted by the area of the rectangle diagonally opposite to its latent code.
+        return sum(p * (a / total).unsqueeze(-1) for p, a in zip(preds, reversed(areas)))
+
+    def at_grid(self, features: torch.Tensor, prepared: torch.Tensor | None = None) -> torch.Tensor:
+        """``forward(features, G)`` at the pixel grid itself (cell 1), in one MLP pass per pixel.
+
+        At an interior grid point the local ensemble gives the point's own latent code (relative coordinate 0) the
+        weight 4 / (4 + 3e-9) and the others 1e-9 / (4 + 3e-9), so one evaluation reproduces it to ~1e-9. On the
+        last row / column the clamped neighbours tie, and LIIF's rule averages the own code with the next one
+        (relative coordinate -2 along the free axis); that is reproduced exactly here too.
+        """
+        if not self.local_ensemble:
+            n, _, h, w = features.shape
+            from .base import pixel_grid
+
+            return self.forward(features, pixel_grid(n, h, w, device=features.device, dtype=features.dtype),
+                                prepared=prepared)
+        pre = self.prepare(features) if prepared is None else prepared
+        n, c, h, w = pre.shape
+        _, w_rel, w_cell, bias = self._first_layer_parts()
+        base = bias + (pre.new_full((2,), 2.0) @ w_cell.T if self.cell_decode else 0)
+        rows = pre.permute(0, 2, 3, 1) + base  # N x h x w x hidden
+        out = self._rest(rows)  # own code, rel = 0
+        if h > 1 and w > 1:  # last row: mix with the right-hand neighbour; last column: with the one below
+            step_c = (pre.new_tensor([0.0, -2.0]) @ w_rel.T)
+            step_r = (pre.new_tensor([-2.0, 0.0]) @ w_rel.T)
+            right = self._rest(rows[:, h - 1, 1:] + step_c)  # N x (w-1) x out
+            below = self._rest(rows[:, 1:, w - 1] + step_r)  # N x (h-1) x out
+            out = out.clone()
+            out[:, h - 1, :w - 1] = 0.5 * (out[:, h - 1, :w - 1] + right)
+            out[:, :h - 1, w - 1] = 0.5 * (out[:, :h - 1, w - 1] + below)
+        elif h > 1 or w > 1:
+            # a single row or column: the only tie is along the free axis
+            out = self.forward(features, _grid_like(n, h, w, pre), prepared=pre).permute(0, 2, 3, 1)
+        return out.permute(0, 3, 1, 2)
+
+
+def _grid_like(n: int, h: int, w: int, ref: torch.Tensor) -> torch.Tensor:
+    from .base import pixel_grid
+
+    return pixel_grid(n, h, w, device=ref.device, dtype=ref.dtype)
+
+
+class _ImplicitImage(ContinuousImage):
+    def __init__(self, images: torch.Tensor, features: torch.Tensor, decoder: LocalEnsembleMLP) -> None:
+        super().__init__(images, features)
+        self.decoder = decoder
+
+    def query(self, coords: torch.Tensor, cell: torch.Tensor | None = None) -> torch.Tensor:
+        return self.decoder(self.features, coords, cell) * 0.5 + 0.5
+
+
+class LIIFDecoder(LocalEnsembleMLP):
+    """φ of Eq. 9: RGB (in [-1, 1] units) from latent codes; 5-layer MLP, hidden 256 x 4."""
+
+    def __init__(self, feat_dim: int = 64, hidden: tuple[int, ...] = (256, 256, 256, 256)) -> None:
+        super().__init__(feat_dim, 3, hidden)
+
+
+@RECONSTRUCTIONS.register("implicit")
+class ImplicitReconstruction(Reconstruction):
+    """RECONS = LIIF: F = FEAT(I); φ(u, v) = Σ_k ω_k MLP(F_k, dist([u, v], k), cell) (Eq. 9)."""
+
+    def __init__(self, n_resblocks: int = 16, n_feats: int = 64, hidden: tuple[int, ...] = (256, 256, 256, 256)):
+        super().__init__()
+        self.config = {"n_resblocks": n_resblocks, "n_feats": n_feats, "hidden": list(hidden)}
+        self.encoder = EDSREncoder(n_resblocks, n_feats)
+        self.decoder = LIIFDecoder(n_feats, tuple(hidden))
+
+    def forward(self, images: torch.Tensor) -> ContinuousImage:
+        return _ImplicitImage(images, self.encoder(images), self.decoder)

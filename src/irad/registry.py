@@ -1,0 +1,85 @@
+"""A tiny name -> factory registry (the LIIF ``register``/``make`` idea).
+
+Every pluggable family in irad (classifiers, datasets, reconstructions, samplers, defenses, attacks, threat
+models, training tasks) is a :class:`Registry`. Users add their own parts with the decorator::
+
+    from irad.defenses import DEFENSES
+
+    @DEFENSES.register("my-blur")
+    def my_blur(**kwargs) -> torch.nn.Module: ...
+
+and build any entry from a spec ``{"name": ..., "args": {...}}`` with :meth:`Registry.make`, which is how saved
+checkpoints rebuild themselves.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from typing import Any, Callable, Generic, Iterator, TypeVar
+
+from .errors import UnknownNameError
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Entry(Generic[T]):
+    name: str
+    factory: Callable[..., T]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def summary(self) -> str:
+        doc = (self.factory.__doc__ or "").strip()
+        return doc.splitlines()[0] if doc else ""
+
+
+class Registry(Generic[T]):
+    """Maps names to factories. ``kind`` is used in error messages ("defense", "classifier" ...)."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._entries: dict[str, Entry[T]] = {}
+
+    def register(self, name: str, **meta: Any) -> Callable[[Callable[..., T]], Callable[..., T]]:
+        """Decorator recording ``factory`` under ``name`` (lower-case); ``meta`` is free-form metadata."""
+        key = name.lower()
+
+        def decorator(factory: Callable[..., T]) -> Callable[..., T]:
+            if key in self._entries:
+                raise ValueError(f"{self.kind} {name!r} is already registered; pick another name")
+            self._entries[key] = Entry(key, factory, dict(meta))
+            return factory
+
+        return decorator
+
+    def get(self, name: str) -> Entry[T]:
+        key = str(name).lower()
+        if key not in self._entries:
+            close = difflib.get_close_matches(key, self._entries, n=3)
+            hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+            raise UnknownNameError(
+                f"unknown {self.kind} {name!r}.{hint} Available: {', '.join(sorted(self._entries))}. "
+                f"Register your own with @{self.kind.upper()}S.register(name)."
+            )
+        return self._entries[key]
+
+    def build(self, name: str, **kwargs: Any) -> T:
+        return self.get(name).factory(**kwargs)
+
+    def make(self, spec: dict[str, Any]) -> T:
+        """Build from ``{"name": ..., "args": {...}}``."""
+        return self.build(spec["name"], **spec.get("args", {}))
+
+    def names(self) -> list[str]:
+        return sorted(self._entries)
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name.lower() in self._entries
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
+    def __len__(self) -> int:
+        return len(self._entries)

@@ -1,0 +1,36 @@
+"""Image resampling IR(RECONS, SAMPLER) of Eq. 2-4: Î[i, j] = φ(U[i, j]), φ = RECONS(I), U = SAMPLER(φ, G)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .reconstruction.base import Reconstruction, pixel_grid
+from .sampling.samplers import Sampler
+from .utils.validation import check_images
+
+
+class ImageResampler(nn.Module):
+    """Any reconstruction combined with any sampler; maps [0, 1] N x 3 x H x W to [0, 1] N x 3 x H x W.
+
+    Differentiable end to end (gradients reach the input through φ and, for learned samplers, through U).
+    """
+
+    def __init__(self, reconstruction: Reconstruction, sampler: Sampler, clamp: bool = True,
+                 validate: bool = True) -> None:
+        super().__init__()
+        self.reconstruction, self.sampler = reconstruction, sampler
+        self.clamp, self.validate = clamp, validate
+
+    @property
+    def randomized(self) -> bool:
+        return bool(getattr(self.sampler, "randomized", False) or getattr(self.reconstruction, "randomized", False))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if self.validate:
+            check_images(images)
+        n, _, h, w = images.shape
+        phi = self.reconstruction(images)
+        grid = pixel_grid(n, h, w, device=images.device, dtype=images.dtype)
+        out = phi.query(self.sampler(phi, grid))
+        return out.clamp(0.0, 1.0) if self.clamp else out

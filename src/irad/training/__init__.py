@@ -1,0 +1,1 @@
+"""Training commands: classifiers, the implicit representation (five tasks), SampleNet, adversarial pairs."""

@@ -1,0 +1,179 @@
+"""``irad train implicit``: train FEAT and φ (Eq. 9) on one of the five tasks with L1 (§4.2, A.1).
+
+Paper defaults: Adam (lr 1e-4, betas (0, 0.9)), batch 128, all pixels queried. The run folder gets a resumable
+checkpoint (every ``checkpoint_every`` steps and at each epoch end), ``log.jsonl`` with training loss and validation
+PSNR, and finally ``implicit-TASK.safetensors`` + ``.json`` (spec, task, command, sha256).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from ..data.datasets import ImageDataset, load_dataset
+from ..errors import DataError, InputError
+from ..reconstruction import ImplicitReconstruction
+from ..utils import resolve_device, seed_everything
+from ..weights import save_weights
+from .pairs import AdversarialPairs
+from .rundir import RunDir
+from .tasks import TASKS, TaskBatch, sample_queries
+
+
+@dataclass
+class ImplicitConfig:
+    task: str = "adversarial-denoising"
+    dataset: str = "cifar10"
+    pairs: str | None = None  # folder of training pairs (adversarial denoising)
+    val_pairs: str | None = None  # folder of validation pairs
+    epochs: float = 1.0  # fractional epochs allowed (CPU budgets)
+    batch_size: int = 128
+    lr: float = 1e-4
+    betas: tuple[float, float] = (0.0, 0.9)
+    queries: int | None = None  # target pixels per image; None = all (the paper)
+    n_resblocks: int = 16
+    n_feats: int = 64
+    hidden: list[int] = field(default_factory=lambda: [256, 256, 256, 256])
+    train_limit: int | None = None
+    val_size: int = 5000
+    val_images: int = 500
+    checkpoint_every: int = 50
+    seed: int = 0
+
+
+class _Source:
+    """Clean (and adversarial) training images, from pairs or from a dataset split."""
+
+    def __init__(self, pairs: str | None, dataset: str, split: str, data_root, val_size: int, limit: int | None):
+        self.pairs = AdversarialPairs(pairs, data_root) if pairs else None
+        if self.pairs is None:
+            ds = load_dataset(dataset, split, root=data_root, val_size=val_size)
+            if not isinstance(ds, ImageDataset):
+                raise DataError("implicit training needs an in-memory dataset (.npz or torchvision CIFAR folders)")
+            self.ds = ds
+        n = len(self.pairs) if self.pairs is not None else len(self.ds)
+        self.n = n if limit is None else min(n, limit)
+
+    def batch(self, idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if self.pairs is not None:
+            clean, adv, _ = self.pairs.batch(idx)
+            return clean, adv
+        x = torch.from_numpy(self.ds.images[idx]).permute(0, 3, 1, 2).float().div_(255.0)
+        return x, None
+
+
+def l1_on_batch(model: ImplicitReconstruction, batch: TaskBatch) -> torch.Tensor:
+    pred = model(batch.inputs).query(batch.coords, batch.cell)
+    return F.l1_loss(pred, batch.targets)
+
+
+@torch.no_grad()
+def validation_psnr(model: ImplicitReconstruction, task, source: _Source, n: int, device) -> dict[str, float]:
+    """Mean PSNR (dB) of φ's output against the target, and of the task's input against the target (same size)."""
+    model.eval()
+    gen = torch.Generator().manual_seed(1234)
+    mse_out, mse_in, count = 0.0, 0.0, 0
+    for start in range(0, min(n, source.n), 250):
+        idx = np.arange(start, min(start + 250, n, source.n))
+        clean, adv = source.batch(idx)
+        b = task(clean.to(device), None if adv is None else adv.to(device), gen)
+        pred = model(b.inputs).query(b.coords, b.cell).clamp(0, 1)
+        mse_out += ((pred - b.targets) ** 2).mean(dim=(1, 2, 3)).clamp_min(1e-10).log10().sum().item()
+        if b.inputs.shape == b.targets.shape:
+            mse_in += ((b.inputs - b.targets) ** 2).mean(dim=(1, 2, 3)).clamp_min(1e-10).log10().sum().item()
+        count += len(idx)
+    model.train()
+    return {"val_psnr": -10 * mse_out / count, "val_input_psnr": -10 * mse_in / count if mse_in else float("nan")}
+
+
+def train_implicit(cfg: ImplicitConfig, out: str | Path, data_root=None, device=None, command: list[str] | None = None,
+                   progress: bool = True) -> Path:
+    dev = resolve_device(device)
+    run = RunDir(out, command)
+    seed_everything(cfg.seed)
+    task = TASKS.build(cfg.task)
+    if task.needs_pairs and not cfg.pairs:
+        raise InputError(f"task {cfg.task!r} needs --pairs DIR (make them with `irad train pairs`)")
+    train = _Source(cfg.pairs if task.needs_pairs else None, cfg.dataset, "train", data_root, cfg.val_size,
+                    cfg.train_limit)
+    val_pairs = cfg.val_pairs if task.needs_pairs else None
+    if task.needs_pairs and not val_pairs:
+        raise InputError("adversarial denoising needs --val-pairs DIR (pairs crafted on the val split)")
+    val = _Source(val_pairs, cfg.dataset, "val", data_root, cfg.val_size, cfg.val_images)
+
+    model = ImplicitReconstruction(cfg.n_resblocks, cfg.n_feats, tuple(cfg.hidden)).to(dev)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=tuple(cfg.betas))
+    steps_per_epoch = math.ceil(train.n / cfg.batch_size)
+    total_steps = max(1, round(cfg.epochs * steps_per_epoch))
+    step = 0
+    ckpt = run.load_checkpoint()
+    if ckpt is not None:
+        if ckpt["config"] != asdict(cfg):
+            raise InputError(f"{run.checkpoint_path} was made with other settings; use a new --out folder")
+        model.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["optimizer"])
+        step = ckpt["step"]
+        run.log({"event": "resume", "step": step})
+    else:
+        run.log({"event": "start", **asdict(cfg), "device": str(dev), "train_images": train.n,
+                 "total_steps": total_steps})
+
+    def save(step: int) -> None:
+        run.save_checkpoint({"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step,
+                             "config": asdict(cfg)})
+
+    model.train()
+    bar = tqdm(total=total_steps, initial=step, desc=f"implicit/{cfg.task}", disable=not progress)
+    loss_acc, n_acc, t0 = 0.0, 0, time.time()
+    while step < total_steps:
+        epoch, pos = divmod(step, steps_per_epoch)
+        order = torch.randperm(train.n, generator=torch.Generator().manual_seed(cfg.seed * 100003 + epoch)).numpy()
+        idx = order[pos * cfg.batch_size:(pos + 1) * cfg.batch_size]
+        gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)  # per-step randomness: resume-exact
+        clean, adv = train.batch(idx)
+        if torch.rand((), generator=gen) < 0.5:  # horizontal flip, the same for the pair
+            clean, adv = clean.flip(-1), None if adv is None else adv.flip(-1)
+        batch = task(clean.to(dev), None if adv is None else adv.to(dev), gen)
+        batch = sample_queries(batch, cfg.queries, gen)
+        loss = l1_on_batch(model, batch)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        step += 1
+        loss_acc, n_acc = loss_acc + loss.item(), n_acc + 1
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss.item():.4f}")
+        end_of_epoch = step % steps_per_epoch == 0 or step == total_steps
+        if step % cfg.checkpoint_every == 0 or end_of_epoch:
+            record = {"step": step, "epoch": round(step / steps_per_epoch, 3), "train_l1": loss_acc / n_acc,
+                      "images_per_s": round(n_acc * cfg.batch_size / (time.time() - t0), 2)}
+            if end_of_epoch:
+                record.update(validation_psnr(model, task, val, cfg.val_images, dev))
+            run.log(record)
+            save(step)
+            loss_acc, n_acc, t0 = 0.0, 0, time.time()
+    bar.close()
+    path = run.path / f"implicit-{cfg.task}.safetensors"
+    save_resampler_weights(model, None, path, {"task": cfg.task, "dataset": cfg.dataset, "implicit_config":
+                                               asdict(cfg), "command": run.command, "device": str(dev)})
+    run.log({"event": "done", "weights": str(path)})
+    return path
+
+
+def save_resampler_weights(recon: ImplicitReconstruction, samplenet, path: Path, meta: dict) -> str:
+    """One file for an IRAD defense: ``reconstruction.*`` (+ ``sampler.*``) tensors and a sidecar with the spec."""
+    state = {f"reconstruction.{k}": v for k, v in recon.state_dict().items()}
+    spec = {"reconstruction": {"name": "implicit", "args": recon.config}}
+    if samplenet is not None:
+        state.update({f"sampler.{k}": v for k, v in samplenet.state_dict().items() if not k.startswith("encoder.")})
+        spec["sampler"] = {"name": "samplenet", "args": samplenet.config}
+    else:
+        spec["sampler"] = {"name": "identity"}
+    return save_weights(state, path, {"kind": "defense", "arch": "irad", "spec": spec, **meta})

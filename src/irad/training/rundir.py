@@ -1,0 +1,50 @@
+"""A training run's folder: the command that started it, a JSON-lines log, and a resumable checkpoint."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..utils.io import atomic_torch_save, atomic_write
+
+
+class RunDir:
+    """``out/command.txt``, ``out/log.jsonl`` (one JSON record per line) and ``out/checkpoint.pt``."""
+
+    def __init__(self, path: str | Path, command: list[str] | None = None) -> None:
+        self.path = Path(path)
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.log_path = self.path / "log.jsonl"
+        self.checkpoint_path = self.path / "checkpoint.pt"
+        cmd = command if command is not None else ["irad", *sys.argv[1:]]
+        with open(self.path / "command.txt", "a") as fh:
+            fh.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')}  {shlex.join(cmd)}\n")
+        self.command = shlex.join(cmd)
+
+    def log(self, record: dict[str, Any], echo: bool = True) -> None:
+        record = {"time": round(time.time(), 1), **record}
+        with open(self.log_path, "a") as fh:
+            fh.write(json.dumps(record) + "\n")
+        if echo:
+            from tqdm import tqdm
+
+            tqdm.write("  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                                 for k, v in record.items() if k != "time"))
+
+    def save_checkpoint(self, state: dict[str, Any]) -> None:
+        atomic_torch_save(state, self.checkpoint_path)
+
+    def load_checkpoint(self) -> dict[str, Any] | None:
+        if not self.checkpoint_path.is_file():
+            return None
+        return torch.load(self.checkpoint_path, map_location="cpu", weights_only=False)
+
+    def write_text(self, name: str, text: str) -> None:
+        with atomic_write(self.path / name, "w") as fh:
+            fh.write(text)

@@ -1,0 +1,146 @@
+"""``irad train samplenet``: the second stage of §4.3 / A.1.
+
+FEAT and φ are frozen; SampleNet is trained with the surrogate classifier's cross-entropy on the resampled clean
+image plus the resampled adversarial image: L = CE(f(IR(X)), y) + CE(f(IR(X')), y). Adam (lr 2e-4, betas (0, 0.9)),
+batch 400 (CIFAR-10 settings of the paper). The encoder runs once per image and serves SampleNet and the decoder.
+Result: ``irad.safetensors`` + ``.json`` holding the implicit representation and SampleNet together.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from ..errors import InputError
+from ..reconstruction.base import pixel_grid
+from ..sampling import SampleNet
+from ..utils import resolve_device, seed_everything
+from .implicit import save_resampler_weights
+from .pairs import AdversarialPairs
+from .rundir import RunDir
+
+
+@dataclass
+class SampleNetConfig:
+    implicit: str = ""  # weight file from `irad train implicit`
+    pairs: str = ""
+    val_pairs: str = ""
+    surrogate: str = "resnet18"
+    surrogate_weights: str = "default"
+    dataset: str = "cifar10"
+    epochs: float = 1.0
+    batch_size: int = 400
+    lr: float = 2e-4
+    betas: tuple[float, float] = (0.0, 0.9)
+    train_limit: int | None = None
+    val_images: int = 500
+    checkpoint_every: int = 25
+    seed: int = 0
+
+
+def resample_with(recon, samplenet: SampleNet, images: torch.Tensor, freeze_encoder: bool = True) -> torch.Tensor:
+    """IR(implicit, SampleNet) with the encoder run once (no gradient through the frozen encoder)."""
+    with torch.set_grad_enabled(not freeze_encoder and torch.is_grad_enabled()):
+        feats = recon.encoder(images)
+    n, _, h, w = images.shape
+    grid = pixel_grid(n, h, w, device=images.device)
+    coords = grid + samplenet.shift(feats, grid)
+    return (recon.decoder(feats, coords) * 0.5 + 0.5).clamp(0, 1)
+
+
+@torch.no_grad()
+def validation_accuracy(recon, samplenet, classifier, pairs: AdversarialPairs, n: int, device) -> dict[str, float]:
+    samplenet.eval()
+    correct = {"val_clean_acc": 0, "val_adv_acc": 0, "val_clean_acc_no_shift": 0, "val_adv_acc_no_shift": 0}
+    total = 0
+    for start in range(0, min(n, len(pairs)), 250):
+        idx = np.arange(start, min(start + 250, n, len(pairs)))
+        clean, adv, y = pairs.batch(idx)
+        for name, x in (("clean", clean), ("adv", adv)):
+            x = x.to(device)
+            pred = classifier(resample_with(recon, samplenet, x)).argmax(1).cpu()
+            correct[f"val_{name}_acc"] += (pred == y).sum().item()
+            base = recon(x).query(pixel_grid(len(x), x.shape[2], x.shape[3], device=device)).clamp(0, 1)
+            correct[f"val_{name}_acc_no_shift"] += (classifier(base).argmax(1).cpu() == y).sum().item()
+        total += len(idx)
+    samplenet.train()
+    return {k: v / total for k, v in correct.items()}
+
+
+def train_samplenet(cfg: SampleNetConfig, out: str | Path, data_root=None, device=None,
+                    command: list[str] | None = None, progress: bool = True) -> Path:
+    from ..classifiers import load_classifier
+    from ..defenses.resampling import load_irad_parts
+
+    if not (cfg.implicit and cfg.pairs and cfg.val_pairs):
+        raise InputError("SampleNet training needs --implicit WEIGHTS, --pairs DIR and --val-pairs DIR")
+    dev = resolve_device(device)
+    run = RunDir(out, command)
+    seed_everything(cfg.seed)
+    recon, _, implicit_meta = load_irad_parts(cfg.implicit, cfg.dataset)
+    recon = recon.to(dev).eval().requires_grad_(False)
+    classifier = load_classifier(cfg.surrogate, cfg.dataset, cfg.surrogate_weights, device=dev).requires_grad_(False)
+    samplenet = SampleNet(recon.config["n_feats"], tuple(recon.config["hidden"])).to(dev)
+    train, val = AdversarialPairs(cfg.pairs, data_root), AdversarialPairs(cfg.val_pairs, data_root)
+    n_train = len(train) if cfg.train_limit is None else min(cfg.train_limit, len(train))
+    opt = torch.optim.Adam(samplenet.parameters(), lr=cfg.lr, betas=tuple(cfg.betas))
+    steps_per_epoch = math.ceil(n_train / cfg.batch_size)
+    total_steps = max(1, round(cfg.epochs * steps_per_epoch))
+    step = 0
+    ckpt = run.load_checkpoint()
+    if ckpt is not None:
+        if ckpt["config"] != asdict(cfg):
+            raise InputError(f"{run.checkpoint_path} was made with other settings; use a new --out folder")
+        samplenet.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["optimizer"])
+        step = ckpt["step"]
+        run.log({"event": "resume", "step": step})
+    else:
+        run.log({"event": "start", **asdict(cfg), "device": str(dev), "train_images": n_train,
+                 "total_steps": total_steps})
+        run.log({"event": "initial", **validation_accuracy(recon, samplenet, classifier, val, cfg.val_images, dev)})
+
+    bar = tqdm(total=total_steps, initial=step, desc="samplenet", disable=not progress)
+    loss_acc, n_acc, t0 = 0.0, 0, time.time()
+    samplenet.train()
+    while step < total_steps:
+        epoch, pos = divmod(step, steps_per_epoch)
+        order = torch.randperm(n_train, generator=torch.Generator().manual_seed(cfg.seed * 100003 + epoch)).numpy()
+        clean, adv, y = train.batch(order[pos * cfg.batch_size:(pos + 1) * cfg.batch_size])
+        if torch.rand((), generator=torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)) < 0.5:
+            clean, adv = clean.flip(-1), adv.flip(-1)
+        x = torch.cat([clean, adv]).to(dev)
+        logits = classifier(resample_with(recon, samplenet, x))
+        loss = 2 * F.cross_entropy(logits, torch.cat([y, y]).to(dev))  # = CE(clean) + CE(adv), batch means
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        step += 1
+        loss_acc, n_acc = loss_acc + loss.item(), n_acc + 1
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss.item():.3f}")
+        end_of_epoch = step % steps_per_epoch == 0 or step == total_steps
+        if step % cfg.checkpoint_every == 0 or end_of_epoch:
+            record = {"step": step, "epoch": round(step / steps_per_epoch, 3), "train_ce": loss_acc / n_acc,
+                      "images_per_s": round(n_acc * cfg.batch_size / (time.time() - t0), 2)}
+            if end_of_epoch:
+                record.update(validation_accuracy(recon, samplenet, classifier, val, cfg.val_images, dev))
+            run.log(record)
+            run.save_checkpoint({"model": samplenet.state_dict(), "optimizer": opt.state_dict(), "step": step,
+                                 "config": asdict(cfg)})
+            loss_acc, n_acc, t0 = 0.0, 0, time.time()
+    bar.close()
+    path = run.path / "irad.safetensors"
+    save_resampler_weights(recon, samplenet, path, {
+        "task": implicit_meta.get("task"), "dataset": cfg.dataset, "implicit_config": implicit_meta.get(
+            "implicit_config"), "implicit_command": implicit_meta.get("command"), "samplenet_config": asdict(cfg),
+        "command": run.command, "device": str(dev)})
+    run.log({"event": "done", "weights": str(path)})
+    return path

@@ -1,0 +1,53 @@
+"""Input checks shared by every public entry point. Each error names the problem and the fix."""
+
+from __future__ import annotations
+
+import torch
+
+from ..errors import InputError
+
+
+def check_images(x: object, name: str = "images", channels: int | None = 3, min_size: int = 1) -> torch.Tensor:
+    """Validate an image batch: a floating-point tensor N x C x H x W, N >= 1, finite, values in [0, 1].
+
+    Returns ``x`` unchanged so it can be used inline.
+    """
+    if not isinstance(x, torch.Tensor):
+        raise InputError(f"{name} must be a torch.Tensor of shape (N, 3, H, W), got {type(x).__name__}")
+    if x.dim() == 3:
+        raise InputError(
+            f"{name} has shape {tuple(x.shape)}: expected a batch (N, C, H, W); add a batch dimension with "
+            f"x.unsqueeze(0)"
+        )
+    if x.dim() != 4:
+        raise InputError(f"{name} must have 4 dimensions (N, C, H, W), got shape {tuple(x.shape)}")
+    if channels is not None and x.shape[1] != channels:
+        hint = " (channels-last input? use x.permute(0, 3, 1, 2))" if x.shape[-1] == channels else ""
+        raise InputError(f"{name} must have {channels} channels in dim 1, got shape {tuple(x.shape)}{hint}")
+    if x.shape[0] == 0:
+        raise InputError(f"{name} is an empty batch (N = 0); pass at least one image")
+    if x.shape[2] < min_size or x.shape[3] < min_size:
+        raise InputError(f"{name} is {x.shape[2]}x{x.shape[3]} pixels; at least {min_size}x{min_size} is needed")
+    if not x.is_floating_point():
+        raise InputError(
+            f"{name} has dtype {x.dtype}; expected floating point in [0, 1] (for uint8 images use x.float() / 255)"
+        )
+    if not torch.isfinite(x.detach()).all():
+        raise InputError(f"{name} contains NaN or Inf values; clean the input before purification/classification")
+    lo, hi = float(x.detach().min()), float(x.detach().max())
+    if lo < -1e-6 or hi > 1 + 1e-6:
+        hint = " (looks like 0..255: divide by 255)" if hi > 1.5 else " (normalised input? irad expects raw [0, 1])"
+        raise InputError(f"{name} values must lie in [0, 1], got min {lo:.4g}, max {hi:.4g}{hint}")
+    return x
+
+
+def check_labels(y: object, n: int, num_classes: int | None = None, name: str = "labels") -> torch.Tensor:
+    """Validate integer class labels of length ``n``."""
+    if not isinstance(y, torch.Tensor) or y.dim() != 1 or y.shape[0] != n:
+        shape = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
+        raise InputError(f"{name} must be a 1-D tensor of length {n}, got {shape}")
+    if y.is_floating_point() or y.dtype == torch.bool:
+        raise InputError(f"{name} must be integer class indices, got dtype {y.dtype}")
+    if num_classes is not None and n and (int(y.min()) < 0 or int(y.max()) >= num_classes):
+        raise InputError(f"{name} must lie in [0, {num_classes - 1}], got range [{int(y.min())}, {int(y.max())}]")
+    return y

@@ -1,0 +1,49 @@
+"""The catalogue of named weights irad knows. Shipped files live in ``irad/assets/weights``."""
+
+from __future__ import annotations
+
+from importlib import util
+from pathlib import Path
+
+from .store import WEIGHTS, PretrainedWeights
+
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+IDELBAYEV = {
+    "source": "Yerlan Idelbayev, pytorch_resnet_cifar10 (BSD-2-Clause); converted to safetensors by "
+              "`irad weights import`",
+    "license": "BSD-2-Clause, Copyright (c) 2018, Yerlan Idelbayev",
+    "mean": IMAGENET_MEAN,
+    "std": IMAGENET_STD,
+}
+
+
+def _pyautoattack_resnet18() -> Path | None:
+    spec = util.find_spec("pyautoattack")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(list(spec.submodule_search_locations)[0]) / "examples" / "model_test.pt"
+
+
+def _add(spec: PretrainedWeights) -> None:
+    WEIGHTS.register(spec.name)(lambda: spec)
+
+
+_add(PretrainedWeights(
+    "resnet20-idelbayev", "resnet20-idelbayev-cifar10.safetensors",
+    "02926273efb1deadb6dc654c7087baea932ef2026d9f854680d6858146d85838", "classifier", "cifar10", "resnet20",
+    {**IDELBAYEV, "accuracy_test1000": 0.915, "original_file": "resnet20-12fca82f.th",
+     "original_sha256": "12fca82f0bebc4135bf1f32f6e3710e61d5108578464b84fd6d7f5c1b04036c8"},
+))
+_add(PretrainedWeights(
+    "resnet32-idelbayev", "resnet32-idelbayev-cifar10.safetensors",
+    "897ca9a2e3e0f83d51ba9f0b65434c9242c2d4c896ded18d40f5bab4254875da", "classifier", "cifar10", "resnet32",
+    {**IDELBAYEV, "accuracy_test1000": 0.928, "original_file": "resnet32-d509ac18.th",
+     "original_sha256": "d509ac1820d7f25398913559d7e81a13229b1e7adc5648e3bfa5e22dc137f850"},
+))
+_add(PretrainedWeights(
+    "resnet18-autoattack", "model_test.pt",
+    "399f52da9f914c323fa5a6096d60f460a3449a59b64a6405200c1e629f8425a7", "classifier", "cifar10", "resnet18",
+    {"mean": None, "std": None, "accuracy_test1000": 0.937,
+     "source": "pyautoattack==0.2.0 examples/model_test.pt (MIT), read in place from the installed package"},
+    locate=_pyautoattack_resnet18,
+))

@@ -1,0 +1,185 @@
+"""Weight files: locate, verify (sha256), load strictly, save atomically with a JSON sidecar."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from ..errors import WeightsError
+from ..registry import Registry
+from ..utils.io import atomic_save_json, sha256_file
+
+
+@dataclass(frozen=True)
+class PretrainedWeights:
+    """A named, checksummed weight file for one architecture (or a whole defense) on one dataset."""
+
+    name: str
+    filename: str
+    sha256: str
+    kind: str  # "classifier" or "defense"
+    dataset: str = "cifar10"
+    arch: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)  # mean/std, accuracy, source, licence, command ...
+    url: str | None = None  # where users can download it (never needed offline: shipped or cached)
+    locate: Callable[[], Path | None] | None = None  # extra place to look, e.g. inside another package
+
+
+WEIGHTS: Registry[PretrainedWeights] = Registry("weights")
+
+
+def shipped_dir() -> Path:
+    return Path(str(resources.files("irad") / "assets" / "weights"))
+
+
+def cache_dir() -> Path:
+    """``$IRAD_HOME/weights`` or ``~/.cache/irad/weights``: where users put downloaded or converted files."""
+    home = os.environ.get("IRAD_HOME") or os.path.join(os.path.expanduser("~"), ".cache", "irad")
+    return Path(home) / "weights"
+
+
+def verify_file(path: Path, sha256: str, what: str) -> None:
+    actual = sha256_file(path)
+    if actual != sha256:
+        raise WeightsError(
+            f"{what}: {path} has sha256 {actual[:16]}..., expected {sha256[:16]}...: the file is corrupted, truncated "
+            f"or a different version. Delete it and obtain it again (re-install irad, re-download, or re-run the "
+            f"training command recorded in its .json sidecar)."
+        )
+
+
+def resolve_weights(name: str) -> tuple[PretrainedWeights, Path]:
+    """Find and verify the file of a registered weight set. Looks in the package, then the cache, then
+    ``locate()``, then downloads ``url`` into the cache."""
+    spec = WEIGHTS.get(name).factory()
+    candidates = [shipped_dir() / spec.filename, cache_dir() / spec.filename]
+    if spec.locate is not None:
+        found = spec.locate()
+        if found is not None:
+            candidates.append(found)
+    for path in candidates:
+        if path.is_file():
+            verify_file(path, spec.sha256, f"weights {name!r}")
+            return spec, path
+    if spec.url:
+        target = cache_dir() / spec.filename
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            torch.hub.download_url_to_file(spec.url, str(target), progress=True)
+        except Exception as exc:  # noqa: BLE001 - network errors come in many types
+            raise WeightsError(
+                f"weights {name!r} are not installed and the download from {spec.url} failed ({exc}). "
+                f"Download the file by hand and place it at {target}."
+            ) from exc
+        verify_file(target, spec.sha256, f"weights {name!r}")
+        return spec, target
+    raise WeightsError(
+        f"weights {name!r} ({spec.filename}) not found; looked in {', '.join(str(c) for c in candidates)}. "
+        f"Place the file in {cache_dir()} (or set IRAD_HOME)."
+    )
+
+
+def read_sidecar(path: str | os.PathLike) -> dict[str, Any]:
+    """The JSON metadata written next to a weight file (``x.safetensors`` -> ``x.json``); {} when absent."""
+    side = Path(path).with_suffix(".json")
+    if not side.is_file():
+        return {}
+    try:
+        return json.loads(side.read_text())
+    except json.JSONDecodeError as exc:
+        raise WeightsError(f"{side} is not valid JSON ({exc}); restore it from the training output") from exc
+
+
+def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """Load a state dict from ``.safetensors`` or a PyTorch pickle (``.pt``/``.pth``/``.th``).
+
+    Checks the sidecar's sha256 when there is one. Unwraps ``{"state_dict": ...}`` and strips ``module.``
+    (DataParallel) prefixes.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"weight file {str(path)!r} does not exist")
+    meta = read_sidecar(path)
+    if "sha256" in meta:
+        verify_file(path, meta["sha256"], f"weight file {path.name}")
+    try:
+        if path.suffix == ".safetensors":
+            sd: Any = load_file(str(path))
+        else:
+            try:
+                sd = torch.load(path, map_location="cpu", weights_only=True)
+            except Exception:  # noqa: BLE001 - old pickles with numpy scalars need the full unpickler
+                sd = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # noqa: BLE001
+        raise WeightsError(f"cannot read weight file {str(path)!r} ({type(exc).__name__}: {exc}); it is corrupted "
+                           f"or not a PyTorch/safetensors file") from exc
+    if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
+        sd = sd["state_dict"]
+    if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
+        raise WeightsError(f"{path} does not hold a state dict of tensors")
+    return {k.removeprefix("module."): v for k, v in sd.items()}
+
+
+def load_strict(module: torch.nn.Module, state_dict: dict[str, torch.Tensor], what: str) -> None:
+    """``load_state_dict(strict=True)`` with an error that lists what does not fit."""
+    own = module.state_dict()
+    # Old checkpoints predate BatchNorm's ``num_batches_tracked`` counter; it does not affect eval outputs.
+    state_dict = {**{k: v for k, v in own.items() if k.endswith("num_batches_tracked")}, **state_dict}
+    missing = sorted(set(own) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(own))
+    shapes = [f"{k}: file {tuple(state_dict[k].shape)} vs model {tuple(own[k].shape)}"
+              for k in own if k in state_dict and own[k].shape != state_dict[k].shape]
+    if missing or unexpected or shapes:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing keys (e.g. {missing[:3]})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected keys (e.g. {unexpected[:3]})")
+        if shapes:
+            parts.append(f"{len(shapes)} shape mismatches (e.g. {shapes[:2]})")
+        raise WeightsError(f"{what}: the weights do not fit this architecture: {'; '.join(parts)}. "
+                           f"Check the architecture name and dataset (number of classes).")
+    module.load_state_dict(state_dict, strict=True)
+
+
+def save_weights(state_dict: dict[str, torch.Tensor], path: str | os.PathLike, meta: dict[str, Any]) -> str:
+    """Write ``path`` (.safetensors) atomically and its JSON sidecar with the file's sha256; return the sha256."""
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        raise WeightsError(f"weights are saved as .safetensors, got {path.name}")
+    tensors = {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.partial")  # safetensors writes by name: write aside, then rename
+    try:
+        save_file(tensors, str(tmp))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    digest = sha256_file(path)
+    atomic_save_json({**meta, "sha256": digest}, path.with_suffix(".json"))
+    return digest
+
+
+def import_weights(name: str, source: str | os.PathLike, out_dir: str | os.PathLike | None = None) -> Path:
+    """Convert a registered third-party checkpoint (verified against its original sha256) to safetensors.
+
+    The result lands in ``out_dir`` (default: the cache directory), where :func:`resolve_weights` finds it.
+    """
+    spec = WEIGHTS.get(name).factory()
+    source = Path(source)
+    expected = spec.meta.get("original_sha256")
+    if expected:
+        verify_file(source, expected, f"original file for {name!r}")
+    sd = load_state_dict_file(source)
+    target = Path(out_dir or cache_dir()) / spec.filename
+    meta = {k: v for k, v in spec.meta.items() if k not in ("original_sha256",)}
+    save_weights(sd, target, {"name": name, "kind": spec.kind, "arch": spec.arch, "dataset": spec.dataset,
+                              **meta, "converted_from_sha256": expected})
+    return target

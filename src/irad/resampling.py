@@ -30,7 +30,10 @@ class ImageResampler(nn.Module):
         if self.validate:
             check_images(images)
         n, _, h, w = images.shape
-        phi = self.reconstruction(images)
-        grid = pixel_grid(n, h, w, device=images.device, dtype=images.dtype)
+        param = next(self.parameters(), None)
+        work = images if param is None else images.to(param.dtype)  # e.g. float64 input, float32 weights
+        phi = self.reconstruction(work)
+        grid = pixel_grid(n, h, w, device=images.device, dtype=work.dtype)
         out = phi.query(self.sampler(phi, grid))
-        return out.clamp(0.0, 1.0) if self.clamp else out
+        out = out.clamp(0.0, 1.0) if self.clamp else out
+        return out.to(images.dtype)

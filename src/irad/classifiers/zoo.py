@@ -79,6 +79,22 @@ def pretrained_names(arch: str | None = None, dataset: str | None = None) -> lis
     return out
 
 
+def _catalog_meta_for(path: Path) -> dict:
+    """Metadata of a registered weight set whose file (or original third-party file) is ``path``, by sha256.
+
+    This is how an original checkpoint without a sidecar (e.g. ``resnet20-12fca82f.th``) gets its normalisation."""
+    from ..utils.io import sha256_file
+
+    if not path.is_file():
+        return {}
+    digest = sha256_file(path)
+    for name in WEIGHTS.names():
+        spec = WEIGHTS.get(name).factory()
+        if digest in (spec.sha256, spec.meta.get("original_sha256")):
+            return {**spec.meta, "arch": spec.arch, "dataset": spec.dataset}
+    return {}
+
+
 def load_classifier(name: str, dataset: str = "cifar10", weights: str | Path | None = None,
                     device: str | torch.device = "cpu") -> ImageClassifier:
     """Build classifier ``name`` for ``dataset`` and load ``weights``, in eval mode.
@@ -106,7 +122,7 @@ def load_classifier(name: str, dataset: str = "cifar10", weights: str | Path | N
         meta = {**spec.meta, **read_sidecar(path)}
     else:
         path = Path(weights)
-        meta = read_sidecar(path)
+        meta = read_sidecar(path) or _catalog_meta_for(path)
         if meta.get("arch") not in (None, arch):
             raise WeightsError(f"{path} holds a {meta['arch']} ({meta.get('dataset')}), not a {arch}; "
                                f"use load_classifier({meta['arch']!r}, weights=...)")

@@ -23,7 +23,7 @@ def common_options(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def friendly_errors(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn irad's own errors into one clear line and exit status 2, instead of a traceback."""
+    """Turn irad's own errors into one clear ``Error: ...`` line and exit status 1, instead of a traceback."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:

@@ -5,7 +5,12 @@ from __future__ import annotations
 import click
 
 from .. import __version__
+from .bench import bench
+from .evaluate import evaluate_cmd
+from .listing import list_cmd
+from .purify import purify
 from .train import train
+from .weights_cmd import weights_group
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
@@ -18,6 +23,11 @@ def cli() -> None:
 
 
 cli.add_command(train)
+cli.add_command(purify)
+cli.add_command(evaluate_cmd)
+cli.add_command(list_cmd)
+cli.add_command(bench)
+cli.add_command(weights_group)
 
 
 def main() -> None:

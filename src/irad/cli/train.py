@@ -85,18 +85,19 @@ def train_pairs_cmd(surrogate, surrogate_weights, dataset, split, eps, alpha, st
 @click.option("--val-size", type=click.IntRange(min=1), default=5000)
 @click.option("--val-images", type=click.IntRange(min=1), default=500)
 @click.option("--checkpoint-every", type=click.IntRange(min=1), default=50)
+@click.option("--amp/--no-amp", default=False, help="bf16 autocast (GPU).")
 @click.option("--out", type=click.Path(file_okay=False), required=True)
 @common_options
 @friendly_errors
 def train_implicit_cmd(task, pairs, val_pairs, dataset, epochs, lr, queries, encoder_blocks, features, train_limit,
-                       val_size, val_images, checkpoint_every, out, device, seed, batch_size, data_root) -> None:
+                       val_size, val_images, checkpoint_every, amp, out, device, seed, batch_size, data_root) -> None:
     """Train the implicit representation (EDSR encoder + MLP decoder) on one of the five tasks."""
     from ..training.implicit import ImplicitConfig, train_implicit
 
     cfg = ImplicitConfig(task=task, dataset=dataset, pairs=pairs, val_pairs=val_pairs, epochs=epochs,
                          batch_size=batch_size or 128, lr=lr, queries=queries, n_resblocks=encoder_blocks,
                          n_feats=features, train_limit=train_limit, val_size=val_size, val_images=val_images,
-                         checkpoint_every=checkpoint_every, seed=seed)
+                         checkpoint_every=checkpoint_every, amp=amp, seed=seed)
     click.echo(f"weights: {train_implicit(cfg, out, data_root=data_root, device=device)}")
 
 
@@ -113,16 +114,18 @@ def train_implicit_cmd(task, pairs, val_pairs, dataset, epochs, lr, queries, enc
 @click.option("--train-limit", type=click.IntRange(min=1), default=None)
 @click.option("--val-images", type=click.IntRange(min=1), default=500)
 @click.option("--checkpoint-every", type=click.IntRange(min=1), default=25)
+@click.option("--amp/--no-amp", default=False, help="bf16 autocast (GPU).")
 @click.option("--out", type=click.Path(file_okay=False), required=True)
 @common_options
 @friendly_errors
 def train_samplenet_cmd(implicit_weights, pairs, val_pairs, surrogate, surrogate_weights, dataset, epochs, lr,
-                        train_limit, val_images, checkpoint_every, out, device, seed, batch_size, data_root) -> None:
+                        train_limit, val_images, checkpoint_every, amp, out, device, seed, batch_size,
+                        data_root) -> None:
     """Train SampleNet with the implicit representation frozen; writes OUT/irad.safetensors."""
     from ..training.samplenet import SampleNetConfig, train_samplenet
 
     cfg = SampleNetConfig(implicit=implicit_weights, pairs=pairs, val_pairs=val_pairs, surrogate=surrogate,
                           surrogate_weights=surrogate_weights, dataset=dataset, epochs=epochs,
                           batch_size=batch_size or 400, lr=lr, train_limit=train_limit, val_images=val_images,
-                          checkpoint_every=checkpoint_every, seed=seed)
+                          checkpoint_every=checkpoint_every, amp=amp, seed=seed)
     click.echo(f"weights: {train_samplenet(cfg, out, data_root=data_root, device=device)}")

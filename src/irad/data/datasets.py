@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import zipfile
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -102,7 +103,7 @@ def read_npz(path: Path, name: str) -> ImageDataset:
             if "images" not in f or "labels" not in f:
                 raise DataError(f"{path}: an .npz dataset needs arrays 'images' and 'labels', found {list(f)}")
             return ImageDataset(f["images"], f["labels"], name, str(path))
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
         raise DataError(f"{path} is not a readable .npz file ({exc}); re-create or re-download it") from exc
 
 

@@ -102,11 +102,13 @@ class LocalEnsembleMLP(nn.Module):
         n, _, h, w = features.shape
         qh, qw = coords.shape[1], coords.shape[2]
         pre = self.prepare(features) if prepared is None else prepared
-        coords = coords.reshape(n, -1, 2).to(pre.dtype)
+        # Coordinates stay in (at least) fp32 even under bf16 autocast: pixel indices must be exact.
+        coord_dtype = torch.float64 if pre.dtype == torch.float64 else torch.float32
+        coords = coords.reshape(n, -1, 2).to(coord_dtype)
         if cell is None:
             cell_flat = coords.new_ones(1, 1, 2).expand(n, coords.shape[1], 2)
         else:
-            cell_flat = cell.to(pre.dtype).expand(n, qh, qw, 2).reshape(n, -1, 2)
+            cell_flat = cell.to(coord_dtype).expand(n, qh, qw, 2).reshape(n, -1, 2)
         outs = []
         for start in range(0, coords.shape[1], max_queries):
             outs.append(self._query(pre, coords[:, start:start + max_queries],
@@ -125,7 +127,7 @@ class LocalEnsembleMLP(nn.Module):
             # The latent code nearest to the query nudged half a pixel towards (vr, vc) (LIIF's selection rule).
             kr = torch.round(coords[..., 0].detach() + 0.5 * vr + _EPS_SHIFT).clamp_(0, h - 1)
             kc = torch.round(coords[..., 1].detach() + 0.5 * vc + _EPS_SHIFT).clamp_(0, w - 1)
-            index = (kr * w + kc).long()
+            index = kr.long() * w + kc.long()
             q_feat = torch.gather(flat, 2, index.unsqueeze(1).expand(n, c, index.shape[1])).transpose(1, 2)
             rel = torch.stack((coords[..., 0] - kr, coords[..., 1] - kc), dim=-1) * 2.0
             preds.append(self._rest(q_feat + rel @ w_rel.T + base))

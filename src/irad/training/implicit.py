@@ -45,6 +45,7 @@ class ImplicitConfig:
     val_size: int = 5000
     val_images: int = 500
     checkpoint_every: int = 50
+    amp: bool = False  # bf16 autocast (GPU recipe); fp32 otherwise
     seed: int = 0
 
 
@@ -142,7 +143,8 @@ def train_implicit(cfg: ImplicitConfig, out: str | Path, data_root=None, device=
             clean, adv = clean.flip(-1), None if adv is None else adv.flip(-1)
         batch = task(clean.to(dev), None if adv is None else adv.to(dev), gen)
         batch = sample_queries(batch, cfg.queries, gen)
-        loss = l1_on_batch(model, batch)
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.amp):
+            loss = l1_on_batch(model, batch)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

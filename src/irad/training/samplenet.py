@@ -42,6 +42,7 @@ class SampleNetConfig:
     train_limit: int | None = None
     val_images: int = 500
     checkpoint_every: int = 25
+    amp: bool = False  # bf16 autocast (GPU recipe)
     seed: int = 0
 
 
@@ -117,7 +118,8 @@ def train_samplenet(cfg: SampleNetConfig, out: str | Path, data_root=None, devic
         if torch.rand((), generator=torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)) < 0.5:
             clean, adv = clean.flip(-1), adv.flip(-1)
         x = torch.cat([clean, adv]).to(dev)
-        logits = classifier(resample_with(recon, samplenet, x))
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.amp):
+            logits = classifier(resample_with(recon, samplenet, x)).float()
         loss = 2 * F.cross_entropy(logits, torch.cat([y, y]).to(dev))  # = CE(clean) + CE(adv), batch means
         opt.zero_grad(set_to_none=True)
         loss.backward()

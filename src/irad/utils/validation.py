@@ -36,7 +36,12 @@ def check_images(x: object, name: str = "images", channels: int | None = 3, min_
         raise InputError(f"{name} contains NaN or Inf values; clean the input before purification/classification")
     lo, hi = float(x.detach().min()), float(x.detach().max())
     if lo < -1e-6 or hi > 1 + 1e-6:
-        hint = " (looks like 0..255: divide by 255)" if hi > 1.5 else " (normalised input? irad expects raw [0, 1])"
+        if lo < 0:
+            hint = " (normalised input? irad expects raw [0, 1]; normalisation lives inside the classifier)"
+        elif hi > 1.5:
+            hint = " (looks like 0..255: divide by 255)"
+        else:
+            hint = " (irad expects raw [0, 1] images)"
         raise InputError(f"{name} values must lie in [0, 1], got min {lo:.4g}, max {hi:.4g}{hint}")
     return x
 

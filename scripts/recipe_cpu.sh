@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# IRAD CPU recipe: the paper's pipeline (pairs -> implicit representation -> SampleNet) at a REDUCED scale that
+# finishes in about an hour on 2 CPU cores. NOT the paper's recipe; see README "Shipped weights" for the
+# differences. Every stage checkpoints and resumes: re-run the same script after a kill.
+#
+#   scripts/recipe_cpu.sh [DATA_DIR] [OUT_DIR]
+#
+# Reductions vs the paper (§6, A.1): surrogate = irad's FastNet (ResNet-18 back-propagates at ~24 images/s here),
+# PGD 10 steps instead of 100 (same eps 8/255, step 2/255), 4,000 training pairs instead of 50,000,
+# 256 queried pixels per image instead of 1,024, batch 32 and lr 2e-4 for the implicit stage,
+# SampleNet on 1,600 pairs with batch 50.
+set -euo pipefail
+DATA=${1:-../shared/data}
+OUT=${2:-runs/irad-cpu}
+SURROGATE=${SURROGATE:-fastnet}
+SURROGATE_WEIGHTS=${SURROGATE_WEIGHTS:-default}
+IRAD=${IRAD:-irad}
+
+$IRAD train pairs --surrogate "$SURROGATE" --surrogate-weights "$SURROGATE_WEIGHTS" --split train \
+    --steps 10 --limit 4000 --shard-size 500 --data "$DATA" --out "$OUT/pairs-train"
+$IRAD train pairs --surrogate "$SURROGATE" --surrogate-weights "$SURROGATE_WEIGHTS" --split val \
+    --steps 10 --limit 500 --shard-size 500 --data "$DATA" --out "$OUT/pairs-val"
+$IRAD train implicit --task adversarial-denoising --pairs "$OUT/pairs-train" --val-pairs "$OUT/pairs-val" \
+    --epochs 3 --queries 256 --batch-size 32 --lr 2e-4 --val-images 200 --checkpoint-every 25 \
+    --data "$DATA" --out "$OUT/implicit"
+$IRAD train samplenet --implicit "$OUT/implicit/implicit-adversarial-denoising.safetensors" \
+    --pairs "$OUT/pairs-train" --val-pairs "$OUT/pairs-val" --surrogate "$SURROGATE" \
+    --surrogate-weights "$SURROGATE_WEIGHTS" --epochs 0.4 --batch-size 50 --val-images 200 --checkpoint-every 8 \
+    --data "$DATA" --out "$OUT/samplenet"
+echo "IRAD weights: $OUT/samplenet/irad.safetensors"

@@ -1,0 +1,36 @@
+"""Timing helpers shared by ``irad bench`` and the scripts in ``benchmarks/``."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import torch
+
+
+def time_module(module: torch.nn.Module, batch_size: int, image_size: int, device: torch.device,
+                repeats: int = 3, channels: int = 3) -> dict[str, Any]:
+    """Median ms per image of ``module`` on a random batch (inference mode, after one warm-up call)."""
+    x = torch.rand(batch_size, channels, image_size, image_size, device=device)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    times = []
+    with torch.inference_mode():
+        module(x)
+        sync()
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            module(x)
+            sync()
+            times.append(time.perf_counter() - t0)
+    t = sorted(times)[len(times) // 2]
+    peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else _rss_mib()
+    return {"ms_per_image": t / batch_size * 1000, "images_per_s": batch_size / t, "peak_mib": peak}
+
+
+def _rss_mib() -> float:
+    """Peak resident memory of this process (CPU), MiB."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

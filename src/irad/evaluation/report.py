@@ -1,0 +1,97 @@
+"""Write results as Markdown, CSV and JSON, and plot RA vs ε and per-attack bars (the paper's Fig. 4)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Any
+
+from ..utils.io import atomic_write
+from .presets import paper_figures
+
+COLUMNS = ["victim", "defense", "threat_model", "attack", "eps", "n", "repeats", "SA", "RA", "Avg", "ASR",
+           "defense_ms_per_image", "attack_seconds", "device"]
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.2f}" if abs(v) >= 0.1 or v == 0 else f"{v:.4f}"
+    return str(v)
+
+
+def markdown_table(rows: list[dict[str, Any]], preset: str | None = None) -> str:
+    cols = [c for c in COLUMNS if c not in ("attack_seconds",)]
+    extra = ["paper SA", "paper RA"] if preset else []
+    lines = ["| " + " | ".join(cols + extra) + " |", "|" + "---|" * (len(cols) + len(extra))]
+    for r in sorted(rows, key=lambda r: (r["victim"], r["threat_model"], r["attack"], r["eps"])):
+        cells = [_fmt(r[c]) if c != "eps" else f"{r['eps'] * 255:.3g}/255" for c in cols]
+        if preset:
+            sa, ra = paper_figures(preset, r["defense"], r["attack"])
+            cells += ["—" if sa is None else f"{sa:.2f}", "—" if ra is None else f"{ra:.2f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_reports(rows: list[dict[str, Any]], out: Path, preset: str | None, sanity: list[dict[str, Any]]) -> None:
+    out = Path(out)
+    md = markdown_table(rows, preset)
+    if sanity:
+        md += "\nSanity checks:\n\n" + "\n".join(
+            f"- [{'ok' if c['ok'] else 'FAILED'}] {c['check']}: "
+            + ", ".join(f"{k}={_fmt(v)}" for k, v in c.items() if k not in ("check", "ok")) for c in sanity) + "\n"
+    with atomic_write(out / "results.md", "w") as fh:
+        fh.write(md)
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=COLUMNS + ["clean_correct", "adv_correct", "evaluations", "start",
+                                                       "seed", "max_linf"], extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    with atomic_write(out / "results.csv", "w") as fh:
+        fh.write(buf.getvalue())
+    plot_results(rows, out)
+
+
+def plot_results(rows: list[dict[str, Any]], out: Path) -> list[Path]:
+    """RA against ε (when several ε were run) and per-attack RA bars per defense (when several attacks were run)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    eps_values = sorted({r["eps"] for r in rows})
+    if len(eps_values) > 1:
+        fig, ax = plt.subplots(figsize=(5, 3.5))
+        series: dict[str, list] = {}
+        for r in rows:
+            series.setdefault(f"{r['defense']} ({r['victim']}, {r['attack']}, {r['threat_model']})", []).append(r)
+        for label, rs in sorted(series.items()):
+            rs = sorted(rs, key=lambda r: r["eps"])
+            ax.plot([r["eps"] * 255 for r in rs], [r["RA"] for r in rs], marker="o", label=label)
+        ax.set_xlabel("ε (×1/255)")
+        ax.set_ylabel("robust accuracy (%)")
+        ax.legend(fontsize=6)
+        fig.tight_layout()
+        written.append(out / "ra_vs_eps.png")
+        fig.savefig(written[-1], dpi=150)
+        plt.close(fig)
+    attacks = sorted({r["attack"] for r in rows})
+    if len(attacks) > 1:
+        defenses = sorted({r["defense"] for r in rows})
+        fig, ax = plt.subplots(figsize=(max(5, len(attacks) * 0.7), 3.5))
+        width = 0.8 / len(defenses)
+        for i, d in enumerate(defenses):
+            vals = []
+            for a in attacks:
+                rs = [r["RA"] for r in rows if r["defense"] == d and r["attack"] == a]
+                vals.append(sum(rs) / len(rs) if rs else 0.0)
+            ax.bar([j + i * width for j in range(len(attacks))], vals, width, label=d)
+        ax.set_xticks([j + 0.4 - width / 2 for j in range(len(attacks))], attacks, rotation=45, fontsize=7)
+        ax.set_ylabel("robust accuracy (%)")
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        written.append(out / "per_attack.png")
+        fig.savefig(written[-1], dpi=150)
+        plt.close(fig)
+    return written

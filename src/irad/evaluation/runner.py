@@ -1,0 +1,294 @@
+"""The evaluation runner behind ``irad evaluate``.
+
+For every victim x threat model x attack x ε, adversarial examples are crafted once and cached on disk (keyed by
+victim or surrogate, attack and its parameters, ε, image range and seed; for adaptive threat models also by the
+defense), so ten defenses share one oblivious attack run. Every finished result row is written to
+``results.json`` atomically at once; a killed run resumes where it stopped. Rows hold counts (not only
+percentages), so runs over disjoint image ranges merge exactly (:func:`merge_results`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import warnings
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ..classifiers import load_classifier
+from ..data.datasets import dataset_info, first_batch, load_dataset
+from ..defenses import defend, is_randomized, load_defense
+from ..errors import InputError
+from ..utils import atomic_save_json, resolve_device, seed_everything
+from ..utils.io import atomic_write
+from .config import EvalConfig, parse_spec, spec_label
+
+ADAPTIVE = ("bpda", "full-gradient")
+
+
+class ResultStore:
+    """``results.json``: config + rows keyed by a stable string; written atomically after each row."""
+
+    def __init__(self, path: Path, cfg: EvalConfig) -> None:
+        self.path = path
+        self.rows: dict[str, dict[str, Any]] = {}
+        if path.is_file():
+            data = json.loads(path.read_text())
+            self.rows = {r["key"]: r for r in data.get("rows", [])}
+        self.cfg = cfg
+        self.sanity: list[dict[str, Any]] = []
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.rows
+
+    def add(self, row: dict[str, Any]) -> None:
+        self.rows[row["key"]] = row
+        self.save()
+
+    def save(self) -> None:
+        atomic_save_json({"config": asdict(self.cfg), "rows": list(self.rows.values()), "sanity": self.sanity},
+                         self.path)
+
+
+def _key(**parts: Any) -> str:
+    return json.dumps(parts, sort_keys=True, default=str)
+
+
+@torch.no_grad()
+def _correct(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, bs: int, dev) -> np.ndarray:
+    out = []
+    for i in range(0, len(x), bs):
+        out.append((model(x[i:i + bs].to(dev)).argmax(1).cpu() == y[i:i + bs]).numpy())
+    return np.concatenate(out)
+
+
+def _time_defense(defense: torch.nn.Module, x: torch.Tensor, dev: torch.device, repeats: int = 3) -> float:
+    """Milliseconds per image of the defense alone (after a warm-up), separate from any attack."""
+    x = x.to(dev)
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    with torch.inference_mode():
+        defense(x)
+        sync()
+        t0 = time.perf_counter()
+        for _ in range(repeats):
+            defense(x)
+        sync()
+    return (time.perf_counter() - t0) / (repeats * len(x)) * 1000
+
+
+class _AdvCache:
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def path(self, key: str) -> Path:
+        return self.folder / f"adv-{hashlib.sha1(key.encode()).hexdigest()[:16]}.npz"
+
+    def get(self, key: str) -> tuple[torch.Tensor, float] | None:
+        p = self.path(key)
+        if not p.is_file():
+            return None
+        with np.load(p) as f:
+            if str(f["key"]) != key:
+                return None
+            return torch.from_numpy(f["adv"]), float(f["seconds"])
+
+    def put(self, key: str, adv: torch.Tensor, seconds: float) -> None:
+        with atomic_write(self.path(key)) as fh:
+            np.savez(fh, key=np.array(key), adv=adv.numpy(), seconds=np.array(seconds))
+
+
+def _craft(attack_spec: str, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, seed: int,
+           bs: int, dev: torch.device, cache: _AdvCache, key: str) -> tuple[torch.Tensor, float]:
+    from ..attacks import build_attack, check_adversarial
+
+    hit = cache.get(key)
+    if hit is not None:
+        return hit
+    name, params = parse_spec(attack_spec)
+    attack = build_attack(name, model, eps=eps, seed=seed, **params)
+    t0 = time.perf_counter()
+    adv = torch.cat([attack(x[i:i + bs].to(dev), y[i:i + bs].to(dev)).detach().cpu() for i in range(0, len(x), bs)])
+    seconds = time.perf_counter() - t0
+    check_adversarial(x, adv, eps)
+    cache.put(key, adv, seconds)
+    return adv, seconds
+
+
+def evaluate(cfg: EvalConfig, out: str | Path, data_root=None, device=None, progress: bool = True
+             ) -> list[dict[str, Any]]:
+    """Run (or resume) an evaluation; writes results.json/.csv/.md (+ plots) into ``out``; returns the rows."""
+    from ..attacks import THREAT_MODELS
+
+    dev = resolve_device(device)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    for tm in cfg.threat_models:
+        THREAT_MODELS.get(tm)
+    if "transfer" in cfg.threat_models and not cfg.surrogate:
+        raise InputError("the transfer threat model needs --surrogate NAME (the classifier attacks are crafted on)")
+    store = ResultStore(out / "results.json", cfg)
+    cache = _AdvCache(out / "cache")
+    ds = load_dataset(cfg.dataset, cfg.split, root=data_root)
+    x_all, y_all = first_batch(ds, cfg.start + cfg.n_images)
+    x, y = x_all[cfg.start:], y_all[cfg.start:]
+    if len(x) == 0:
+        raise InputError(f"no images in range start={cfg.start}, n={cfg.n_images} (the split has {len(x_all)})")
+    eps_list = cfg.eps or [dataset_info(cfg.dataset).default_eps]
+    common = {"dataset": cfg.dataset, "split": cfg.split, "start": cfg.start, "n": len(x), "seed": cfg.seed}
+    defenses: dict[str, torch.nn.Module] = {}
+
+    def get_defense(spec: str) -> torch.nn.Module:
+        if spec not in defenses:
+            name, params = parse_spec(spec)
+            defenses[spec] = load_defense(name, dataset=cfg.dataset, device=dev, **params)
+        return defenses[spec]
+
+    def score(victim, defense_spec: str, images: torch.Tensor) -> np.ndarray:
+        """Per-image correctness summed over repeats (randomized defenses are evaluated ``repeats`` times)."""
+        defense = get_defense(defense_spec)
+        reps = cfg.repeats if is_randomized(defense) else 1
+        total = np.zeros(len(images), dtype=np.int64)
+        for r in range(reps):
+            seed_everything(cfg.seed + 1000 * r)
+            total += _correct(defend(victim, defense), images, y, cfg.batch_size, dev)
+        return total, reps
+
+    jobs = [(v, tm, a, e) for v in cfg.victims for tm in cfg.threat_models for a in cfg.attacks for e in eps_list]
+    bar = tqdm(total=len(jobs) * len(cfg.defenses), desc="evaluate", disable=not progress)
+    surrogate_model = None
+    for victim_name, tm, attack_spec, eps in jobs:
+        victim_n, victim_p = parse_spec(victim_name)
+        victim = load_classifier(victim_n, cfg.dataset, victim_p.get("weights", "default"), device=dev)
+        threat = THREAT_MODELS.get(tm).factory()
+        for defense_spec in cfg.defenses:
+            row_key = _key(victim=victim_name, defense=defense_spec, threat_model=tm, attack=attack_spec, eps=eps,
+                           **common)
+            bar.update(1)
+            if row_key in store:
+                continue
+            defense = get_defense(defense_spec)
+            if tm in ADAPTIVE:
+                attacked = threat.attacked_model(victim, defense, None, eot_samples=cfg.eot_samples)
+                crafted_on = f"{victim_name}+{defense_spec}"
+            elif tm == "transfer":
+                if surrogate_model is None:
+                    s_n, s_p = parse_spec(cfg.surrogate)
+                    surrogate_model = load_classifier(s_n, cfg.dataset, s_p.get("weights", "default"), device=dev)
+                attacked, crafted_on = surrogate_model, cfg.surrogate
+            else:
+                attacked, crafted_on = victim, victim_name
+            a_name, a_params = parse_spec(attack_spec)
+            # e.g. AutoAttack 'rand' (EOT) instead of 'standard' for randomized defenses under full-gradient
+            used_attack = spec_label(threat.attack_name(a_name, defense), a_params)
+            adv_key = _key(crafted_on=crafted_on, threat_model=tm if tm in ADAPTIVE else "non-adaptive",
+                           attack=used_attack, eps=eps, **common)
+            seed_everything(cfg.seed)
+            adv, attack_seconds = _craft(used_attack, attacked, x, y, eps, cfg.seed, cfg.batch_size, dev, cache,
+                                         adv_key)
+            clean_ok, reps = score(victim, defense_spec, x)
+            adv_ok, _ = score(victim, defense_spec, adv)
+            n_eval = len(x) * reps
+            asr_den = int(clean_ok.sum())
+            asr_num = int(np.minimum(clean_ok, reps - adv_ok).sum())
+            row = {"key": row_key, "victim": victim_name, "defense": defense_spec, "threat_model": tm,
+                   "attack": attack_spec, "attack_used": used_attack, "eps": eps, **common, "repeats": reps,
+                   "clean_correct": int(clean_ok.sum()), "adv_correct": int(adv_ok.sum()), "evaluations": n_eval,
+                   "asr_num": asr_num, "asr_den": asr_den, "attack_seconds": round(attack_seconds, 2),
+                   "max_linf": float((adv - x).abs().max()), "device": str(dev),
+                   "defense_ms_per_image": round(_time_defense(defense, x[:cfg.timing_images], dev), 4)}
+            store.add(_with_rates(row))
+    bar.close()
+    store.sanity = sanity_checks(list(store.rows.values()), cfg, get_defense, x, y, dev)
+    store.save()
+    from .report import write_reports
+
+    rows = list(store.rows.values())
+    write_reports(rows, out, cfg.paper, store.sanity)
+    return rows
+
+
+def _with_rates(row: dict[str, Any]) -> dict[str, Any]:
+    n = row["evaluations"]
+    row["SA"] = 100.0 * row["clean_correct"] / n
+    row["RA"] = 100.0 * row["adv_correct"] / n
+    row["Avg"] = (row["SA"] + row["RA"]) / 2
+    row["ASR"] = 100.0 * row["asr_num"] / row["asr_den"] if row["asr_den"] else float("nan")
+    return row
+
+
+def sanity_checks(rows, cfg: EvalConfig, get_defense, x, y, dev) -> list[dict[str, Any]]:
+    """Checks reported with every run: undefended models fall under AutoAttack, RA does not rise with ε,
+    gradients through each defense are finite and mostly non-zero (else: gradient masking, use BPDA)."""
+    from ..attacks import gradient_health
+
+    checks: list[dict[str, Any]] = []
+    for r in rows:
+        if r["defense"] == "none" and r["attack"].startswith("autoattack") and r["threat_model"] == "oblivious":
+            ok = r["RA"] <= 2.0
+            checks.append({"check": "undefended model falls under AutoAttack", "victim": r["victim"],
+                           "eps": r["eps"], "RA": r["RA"], "ok": ok})
+    groups: dict[tuple, list] = {}
+    for r in rows:
+        groups.setdefault((r["victim"], r["defense"], r["threat_model"], r["attack"]), []).append(r)
+    for key, rs in groups.items():
+        if len(rs) > 1:
+            rs = sorted(rs, key=lambda r: r["eps"])
+            slack = 100.0 / rs[0]["evaluations"]  # one image
+            ok = all(b["RA"] <= a["RA"] + slack for a, b in zip(rs, rs[1:]))
+            checks.append({"check": "RA does not rise with eps", "group": list(key), "ok": ok})
+    for spec in cfg.defenses:
+        if spec == "none":
+            continue
+        victim_n, victim_p = parse_spec(cfg.victims[0])
+        model = defend(load_classifier(victim_n, cfg.dataset, victim_p.get("weights", "default"), device=dev),
+                       get_defense(spec))
+        health = gradient_health(model, x[:8].to(dev), y[:8].to(dev), warn=False)
+        ok = health["finite"] and health["zero_fraction"] < 0.5
+        checks.append({"check": "gradients through the defense are finite and non-zero", "defense": spec, **health,
+                       "ok": ok})
+        if not ok:
+            warnings.warn(f"defense {spec!r}: gradients are {'non-finite' if not health['finite'] else 'mostly zero'}"
+                          f" (gradient masking?): full-gradient numbers are not trustworthy; evaluate it with the "
+                          f"'bpda' threat model", stacklevel=2)
+    for c in checks:
+        if not c["ok"] and c["check"] != "gradients through the defense are finite and non-zero":
+            warnings.warn(f"sanity check failed: {c}", stacklevel=2)
+    return checks
+
+
+def merge_results(folders: list[str | Path], out: str | Path) -> list[dict[str, Any]]:
+    """Merge runs over disjoint image ranges (e.g. one per GPU/process): counts are summed per setting."""
+    from .report import write_reports
+
+    merged: dict[str, dict[str, Any]] = {}
+    seen_ranges: dict[str, list[tuple[int, int]]] = {}
+    for folder in folders:
+        data = json.loads((Path(folder) / "results.json").read_text())
+        for r in data["rows"]:
+            k = _key(**{f: r[f] for f in ("victim", "defense", "threat_model", "attack", "eps", "dataset", "split",
+                                           "seed")})
+            span = (r["start"], r["start"] + r["n"])
+            if any(a < span[1] and span[0] < b for a, b in seen_ranges.get(k, [])):
+                raise InputError(f"runs overlap on images {span} for {k}; merge only disjoint image ranges")
+            seen_ranges.setdefault(k, []).append(span)
+            if k not in merged:
+                merged[k] = {**r, "key": k, "start": span[0]}
+                continue
+            m = merged[k]
+            for f in ("n", "clean_correct", "adv_correct", "evaluations", "asr_num", "asr_den", "attack_seconds"):
+                m[f] += r[f]
+            m["start"] = min(m["start"], span[0])
+            m["max_linf"] = max(m["max_linf"], r["max_linf"])
+    rows = [_with_rates(r) for r in merged.values()]
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_save_json({"merged_from": [str(f) for f in folders], "rows": rows}, out / "results.json")
+    write_reports(rows, out, None, [])
+    return rows

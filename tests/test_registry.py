@@ -1,0 +1,101 @@
+"""``Registry``: register / get / build / make, duplicates, unknown names with suggestions, case-insensitivity."""
+
+from __future__ import annotations
+
+import pytest
+
+from irad.errors import IradError, UnknownNameError
+from irad.registry import Registry
+
+
+@pytest.fixture
+def reg():
+    r: Registry = Registry("widget")
+
+    @r.register("alpha", colour="red")
+    def alpha(size: int = 1, scale: float = 1.0):
+        """An alpha widget.
+
+        Longer description.
+        """
+        return ("alpha", size, scale)
+
+    @r.register("BetaNet")
+    def beta():
+        return "beta"
+
+    return r
+
+
+def test_register_returns_the_factory_unchanged(reg):
+    def gamma():
+        return 3
+
+    assert reg.register("gamma")(gamma) is gamma
+    assert reg.get("gamma").factory is gamma
+
+
+def test_get_build_make(reg):
+    entry = reg.get("alpha")
+    assert entry.name == "alpha" and entry.meta == {"colour": "red"}
+    assert entry.summary == "An alpha widget."
+    assert reg.get("betanet").summary == ""
+    assert reg.build("alpha") == ("alpha", 1, 1.0)
+    assert reg.build("alpha", size=3, scale=0.5) == ("alpha", 3, 0.5)
+    assert reg.make({"name": "alpha", "args": {"size": 7}}) == ("alpha", 7, 1.0)
+    assert reg.make({"name": "BETANET"}) == "beta"
+
+
+def test_names_len_iter_contains(reg):
+    assert reg.names() == ["alpha", "betanet"]
+    assert list(reg) == ["alpha", "betanet"] and len(reg) == 2
+    assert "alpha" in reg and "ALPHA" in reg and "BetaNet" in reg
+    assert "gamma" not in reg and 3 not in reg and None not in reg
+
+
+def test_case_insensitive(reg):
+    assert reg.get("ALPHA") is reg.get("alpha") is reg.get("Alpha")
+    assert reg.get("betanet").name == "betanet"
+
+
+@pytest.mark.parametrize("name", ["alpha", "ALPHA", "betanet"])
+def test_duplicate_registration_is_refused(reg, name):
+    with pytest.raises(ValueError, match="already registered"):
+        reg.register(name)(lambda: None)
+    assert reg.build("alpha") == ("alpha", 1, 1.0)  # the original entry survives
+
+
+def test_unknown_name_suggests_close_matches(reg):
+    with pytest.raises(UnknownNameError) as info:
+        reg.get("alpah")
+    msg = str(info.value)
+    assert "Did you mean 'alpha'" in msg
+    assert "widget" in msg and "Available: alpha, betanet" in msg
+    assert not msg.startswith('"')  # plain text, not KeyError's quoted repr
+    assert isinstance(info.value, KeyError) and isinstance(info.value, IradError)
+
+
+def test_unknown_name_without_close_match_has_no_suggestion(reg):
+    with pytest.raises(UnknownNameError) as info:
+        reg.build("zzzzzz")
+    assert "Did you mean" not in str(info.value)
+    with pytest.raises(UnknownNameError):
+        reg.make({"name": "nothing", "args": {}})
+
+
+def test_registries_are_independent():
+    a: Registry = Registry("a")
+    b: Registry = Registry("b")
+    a.register("x")(lambda: 1)
+    b.register("x")(lambda: 2)  # same name in another registry is fine
+    assert a.build("x") == 1 and b.build("x") == 2
+
+
+def test_project_registries_resolve_names():
+    from irad.classifiers import CLASSIFIERS
+    from irad.data import DATASETS
+
+    assert CLASSIFIERS.get("ResNet20").name == "resnet20"
+    with pytest.raises(UnknownNameError, match="resnet20"):
+        CLASSIFIERS.get("resnet2O")
+    assert "cifar10" in DATASETS

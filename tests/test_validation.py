@@ -1,0 +1,131 @@
+"""``check_images`` / ``check_labels``: every malformed input is an InputError whose message names the fix."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from irad.errors import InputError, IradError
+from irad.utils.validation import check_images, check_labels
+
+
+def test_valid_batch_is_returned_unchanged():
+    x = torch.rand(2, 3, 8, 8)
+    assert check_images(x) is x
+    edges = torch.zeros(1, 3, 1, 1)
+    edges[0, 1] = 1.0
+    assert check_images(edges) is edges  # exactly 0 and 1 are allowed
+    for dtype in (torch.float16, torch.float64, torch.bfloat16):
+        y = x.to(dtype)
+        assert check_images(y) is y
+    g = torch.rand(2, 3, 4, 4, requires_grad=True)
+    assert check_images(g) is g  # works on tensors that require grad
+
+
+def test_input_error_is_a_value_error():
+    with pytest.raises(ValueError):
+        check_images(torch.rand(3, 8, 8))
+    assert issubclass(InputError, IradError)
+
+
+@pytest.mark.parametrize("bad", [np.random.rand(2, 3, 8, 8).astype(np.float32), [[0.5]], None, 0.5])
+def test_rejects_non_tensors(bad):
+    with pytest.raises(InputError, match="torch.Tensor"):
+        check_images(bad)
+
+
+def test_rejects_a_single_image_and_suggests_unsqueeze():
+    with pytest.raises(InputError, match=r"unsqueeze\(0\)"):
+        check_images(torch.rand(3, 32, 32))
+
+
+@pytest.mark.parametrize("shape", [(32, 32), (1, 1, 3, 32, 32), (3,)])
+def test_rejects_other_dimensionalities(shape):
+    with pytest.raises(InputError, match="4 dimensions"):
+        check_images(torch.rand(*shape))
+
+
+def test_rejects_channels_last_and_suggests_permute():
+    with pytest.raises(InputError, match=r"permute\(0, 3, 1, 2\)"):
+        check_images(torch.rand(2, 32, 32, 3))
+
+
+def test_rejects_wrong_channel_count_without_permute_hint():
+    with pytest.raises(InputError, match="3 channels") as info:
+        check_images(torch.rand(2, 1, 32, 32))
+    assert "permute" not in str(info.value)
+    x = torch.rand(2, 1, 8, 8)
+    assert check_images(x, channels=1) is x
+    assert check_images(x, channels=None) is x
+
+
+def test_rejects_an_empty_batch():
+    with pytest.raises(InputError, match="empty"):
+        check_images(torch.rand(0, 3, 32, 32))
+
+
+def test_rejects_too_small_images():
+    with pytest.raises(InputError, match="8x8"):
+        check_images(torch.rand(1, 3, 4, 4), min_size=8)
+
+
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.int64, torch.int32, torch.bool])
+def test_rejects_integer_dtypes(dtype):
+    with pytest.raises(InputError, match="floating point"):
+        check_images(torch.zeros(2, 3, 4, 4, dtype=dtype))
+
+
+def test_uint8_hint_says_divide_by_255():
+    with pytest.raises(InputError, match="255"):
+        check_images(torch.zeros(2, 3, 4, 4, dtype=torch.uint8))
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+def test_rejects_non_finite_values(value):
+    x = torch.rand(2, 3, 4, 4)
+    x[1, 2, 3, 0] = value
+    with pytest.raises(InputError, match="NaN or Inf"):
+        check_images(x)
+
+
+def test_rejects_values_above_one_and_mentions_255_for_8_bit_range():
+    x = torch.rand(2, 3, 4, 4) * 255
+    with pytest.raises(InputError, match="255") as info:
+        check_images(x)
+    assert "[0, 1]" in str(info.value)
+    y = torch.rand(2, 3, 4, 4)
+    y[0, 0, 0, 0] = 1.2  # slightly above 1: not the 0..255 case
+    with pytest.raises(InputError, match=r"\[0, 1\]") as info:
+        check_images(y)
+    assert "255" not in str(info.value)
+
+
+def test_rejects_negative_values():
+    x = torch.rand(2, 3, 4, 4)
+    x[0, 1, 2, 2] = -0.01
+    with pytest.raises(InputError, match=r"min -0\.01"):
+        check_images(x)
+    normalised = (torch.rand(2, 3, 4, 4) - 0.5) * 1.8  # in (-0.9, 0.9): mean-subtracted input
+    with pytest.raises(InputError, match="normalised"):
+        check_images(normalised)
+
+
+def test_error_messages_use_the_given_name():
+    with pytest.raises(InputError, match="^adversarial"):
+        check_images(torch.rand(3, 4, 4), name="adversarial")
+
+
+def test_check_labels():
+    y = torch.tensor([0, 9, 3])
+    assert check_labels(y, 3, 10) is y
+    with pytest.raises(InputError, match="length 3"):
+        check_labels(torch.tensor([0, 1]), 3)
+    with pytest.raises(InputError, match="1-D"):
+        check_labels([0, 1, 2], 3)
+    with pytest.raises(InputError, match="integer"):
+        check_labels(torch.tensor([0.0, 1.0, 2.0]), 3)
+    with pytest.raises(InputError, match=r"\[0, 9\]"):
+        check_labels(torch.tensor([0, 10, 2]), 3, 10)
+    with pytest.raises(InputError, match=r"\[0, 9\]"):
+        check_labels(torch.tensor([0, -1, 2]), 3, 10)

@@ -1,0 +1,246 @@
+"""Weight files: save/load round trip, checksums, strict loading, locating named weights, the cache directory and
+the conversion of third-party checkpoints."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+import irad.weights.store as store
+from irad.classifiers import load_classifier
+from irad.classifiers.resnet_cifar import CifarResNet
+from irad.errors import UnknownNameError, WeightsError
+from irad.weights import (
+    cache_dir,
+    import_weights,
+    load_state_dict_file,
+    load_strict,
+    read_sidecar,
+    resolve_weights,
+    save_weights,
+)
+
+pytestmark = pytest.mark.usefixtures("clean_env")
+
+# sha256 of the files, recorded independently: the shipped conversions (equal to what converting the originals
+# gives, see test_import_weights_converts_the_original), the originals (Idelbayev's file names carry their
+# first 8 hex digits), pyautoattack 0.2.0's model_test.pt.
+SHA_R20 = "02926273efb1deadb6dc654c7087baea932ef2026d9f854680d6858146d85838"
+SHA_R20_ORIGINAL = "12fca82f0bebc4135bf1f32f6e3710e61d5108578464b84fd6d7f5c1b04036c8"
+SHA_AA_R18 = "399f52da9f914c323fa5a6096d60f460a3449a59b64a6405200c1e629f8425a7"
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def r20_copy(tmp_path):
+    """A copy of the shipped ResNet-20 weights and sidecar in tmp_path."""
+    _, src = resolve_weights("resnet20-idelbayev")
+    dst = tmp_path / "copy" / "r20.safetensors"
+    dst.parent.mkdir()
+    shutil.copy(src, dst)
+    shutil.copy(src.with_suffix(".json"), dst.with_suffix(".json"))
+    return dst
+
+
+# ------------------------------------------------------------------------------------------- save / load
+
+
+def test_save_and_load_round_trip(tmp_path):
+    torch.manual_seed(0)
+    sd = {"conv.weight": torch.randn(4, 3, 3, 3), "bn.num_batches_tracked": torch.tensor(7),
+          "head.weight": torch.randn(5, 4).t(),  # non-contiguous
+          "half": torch.randn(3).to(torch.bfloat16)}
+    path = tmp_path / "out" / "m.safetensors"
+    digest = save_weights(sd, path, {"arch": "toy", "note": "hello"})
+    assert digest == sha(path)
+    side = json.loads(path.with_suffix(".json").read_text())
+    assert side == {"arch": "toy", "note": "hello", "sha256": digest}
+    assert read_sidecar(path) == side
+    back = load_state_dict_file(path)
+    assert set(back) == set(sd)
+    for k, v in sd.items():
+        assert back[k].dtype == v.dtype and torch.equal(back[k], v), k
+    # Nothing but the file and its sidecar is left behind.
+    assert sorted(p.name for p in path.parent.iterdir()) == ["m.json", "m.safetensors"]
+
+
+def test_save_weights_needs_the_safetensors_suffix(tmp_path):
+    with pytest.raises(WeightsError, match=".safetensors"):
+        save_weights({"a": torch.zeros(1)}, tmp_path / "m.pt", {})
+
+
+def test_load_strips_dataparallel_prefix_and_unwraps_state_dict(tmp_path):
+    sd = {"module.w": torch.ones(2), "module.b": torch.zeros(3)}
+    torch.save({"state_dict": sd, "epoch": 3, "best_prec1": 91.2}, tmp_path / "ckpt.th")
+    back = load_state_dict_file(tmp_path / "ckpt.th")
+    assert set(back) == {"w", "b"} and torch.equal(back["w"], torch.ones(2))
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate"])
+def test_sidecar_checksum_mismatch(r20_copy, damage):
+    data = bytearray(r20_copy.read_bytes())
+    if damage == "flip":
+        data[len(data) // 2] ^= 0xFF
+    else:
+        data = data[: len(data) - 100]
+    r20_copy.write_bytes(bytes(data))
+    with pytest.raises(WeightsError, match="sha256"):
+        load_state_dict_file(r20_copy)
+    with pytest.raises(WeightsError, match="sha256"):
+        load_classifier("resnet20", weights=r20_copy)
+
+
+def test_missing_file():
+    with pytest.raises(WeightsError, match="does not exist"):
+        load_state_dict_file("/nonexistent/dir/weights.safetensors")
+    with pytest.raises(WeightsError):
+        load_classifier("resnet20", weights="/nonexistent/dir/weights.safetensors")
+
+
+def test_not_a_weight_file(tmp_path):
+    (tmp_path / "junk.pt").write_bytes(b"\x00\x01 not a pickle or a zip")
+    with pytest.raises(WeightsError, match="cannot read"):
+        load_state_dict_file(tmp_path / "junk.pt")
+    torch.save({"a": 1, "b": "text"}, tmp_path / "notsd.pt")
+    with pytest.raises(WeightsError, match="state dict"):
+        load_state_dict_file(tmp_path / "notsd.pt")
+
+
+def test_broken_sidecar_json(r20_copy):
+    r20_copy.with_suffix(".json").write_text("{ not json")
+    with pytest.raises(WeightsError, match="JSON"):
+        load_state_dict_file(r20_copy)
+
+
+# ---------------------------------------------------------------------------------------- strict loading
+
+
+def test_wrong_architecture_lists_unexpected_and_missing_keys():
+    _, p32 = resolve_weights("resnet32-idelbayev")
+    sd32 = load_state_dict_file(p32)
+    with pytest.raises(WeightsError, match="unexpected keys") as info:
+        load_strict(CifarResNet(3), sd32, "resnet20")  # ResNet-32 has blocks 3, 4 in each stage
+    assert "layer1.3." in str(info.value) and "missing" not in str(info.value)
+    _, p20 = resolve_weights("resnet20-idelbayev")
+    with pytest.raises(WeightsError, match="missing keys") as info:
+        load_strict(CifarResNet(5), load_state_dict_file(p20), "resnet32")
+    assert "layer1.3." in str(info.value)
+
+
+def test_wrong_class_count_reports_shape_mismatch():
+    _, p20 = resolve_weights("resnet20-idelbayev")
+    with pytest.raises(WeightsError, match="shape mismatch") as info:
+        load_strict(CifarResNet(3, num_classes=100), load_state_dict_file(p20), "resnet20/100")
+    assert "linear.weight" in str(info.value)
+
+
+def test_load_classifier_with_resnet32_file_without_sidecar(tmp_path):
+    _, p32 = resolve_weights("resnet32-idelbayev")
+    shutil.copy(p32, tmp_path / "anon.safetensors")  # no sidecar: nothing says it is a ResNet-32
+    with pytest.raises(WeightsError, match="unexpected keys"):
+        load_classifier("resnet20", weights=tmp_path / "anon.safetensors")
+
+
+def test_load_classifier_reads_arch_from_sidecar(r20_copy):
+    with pytest.raises(WeightsError, match="resnet20"):
+        load_classifier("resnet32", weights=r20_copy)
+
+
+def test_old_checkpoints_without_num_batches_tracked_load():
+    net = CifarResNet(3)
+    sd = {k: v for k, v in CifarResNet(3).state_dict().items() if not k.endswith("num_batches_tracked")}
+    load_strict(net, sd, "old")
+    assert torch.equal(net.linear.weight, sd["linear.weight"])
+
+
+# ------------------------------------------------------------------------------------------ named weights
+
+
+def test_resolve_finds_the_shipped_file_and_checks_it():
+    spec, path = resolve_weights("resnet20-idelbayev")
+    assert path.is_file() and path.parent.name == "weights" and "assets" in path.parts
+    assert spec.arch == "resnet20" and spec.dataset == "cifar10" and spec.kind == "classifier"
+    assert sha(path) == SHA_R20
+    assert read_sidecar(path)["sha256"] == SHA_R20
+
+
+def test_resolve_rejects_a_damaged_shipped_file(tmp_path, monkeypatch):
+    _, src = resolve_weights("resnet20-idelbayev")
+    data = bytearray(src.read_bytes())
+    data[1000] ^= 0x01
+    (tmp_path / src.name).write_bytes(bytes(data))
+    monkeypatch.setattr(store, "shipped_dir", lambda: tmp_path)
+    with pytest.raises(WeightsError, match="sha256"):
+        resolve_weights("resnet20-idelbayev")
+
+
+def test_resolve_finds_autoattack_resnet18_in_its_package():
+    spec, path = resolve_weights("resnet18-autoattack")
+    assert path.name == "model_test.pt" and "pyautoattack" in str(path)
+    assert sha(path) == SHA_AA_R18
+    assert spec.meta["mean"] is None
+
+
+def test_resolve_unknown_name():
+    with pytest.raises(UnknownNameError, match="resnet20-idelbayev"):
+        resolve_weights("resnet20-idelbayv")
+
+
+def test_cache_dir_honours_irad_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("IRAD_HOME", str(tmp_path / "home"))
+    assert cache_dir() == tmp_path / "home" / "weights"
+    monkeypatch.delenv("IRAD_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "user"))
+    assert cache_dir() == tmp_path / "user" / ".cache" / "irad" / "weights"
+
+
+def test_resolve_looks_in_the_cache_after_the_package(tmp_path, monkeypatch):
+    _, src = resolve_weights("resnet20-idelbayev")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    monkeypatch.setattr(store, "shipped_dir", lambda: empty)
+    monkeypatch.setenv("IRAD_HOME", str(tmp_path / "home"))
+    with pytest.raises(WeightsError, match="IRAD_HOME"):
+        resolve_weights("resnet20-idelbayev")
+    (tmp_path / "home" / "weights").mkdir(parents=True)
+    shutil.copy(src, tmp_path / "home" / "weights" / src.name)
+    _, found = resolve_weights("resnet20-idelbayev")
+    assert found == tmp_path / "home" / "weights" / src.name
+
+
+# ------------------------------------------------------------------------------------------------ import
+
+
+def test_import_weights_refuses_a_different_file(shared_file, tmp_path):
+    original = shared_file("weights/resnet20-12fca82f.th")
+    assert sha(original) == SHA_R20_ORIGINAL
+    tampered = tmp_path / "resnet20-12fca82f.th"
+    tampered.write_bytes(original.read_bytes() + b"\x00")
+    with pytest.raises(WeightsError, match="sha256"):
+        import_weights("resnet20-idelbayev", tampered, out_dir=tmp_path / "out")
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_import_weights_converts_the_original(shared_file, tmp_path):
+    target = import_weights("resnet20-idelbayev", shared_file("weights/resnet20-12fca82f.th"),
+                            out_dir=tmp_path / "out")
+    assert target == tmp_path / "out" / "resnet20-idelbayev-cifar10.safetensors"
+    assert sha(target) == SHA_R20  # the conversion is deterministic and equals the shipped file
+    side = read_sidecar(target)
+    assert side["sha256"] == SHA_R20 and side["arch"] == "resnet20"
+    assert side["converted_from_sha256"] == SHA_R20_ORIGINAL
+    assert side["mean"] == [0.485, 0.456, 0.406] and side["std"] == [0.229, 0.224, 0.225]
+
+
+def test_import_weights_defaults_to_the_cache(shared_file, tmp_path, monkeypatch):
+    monkeypatch.setenv("IRAD_HOME", str(tmp_path / "home"))
+    target = import_weights("resnet20-idelbayev", shared_file("weights/resnet20-12fca82f.th"))
+    assert target == tmp_path / "home" / "weights" / "resnet20-idelbayev-cifar10.safetensors"

@@ -8,10 +8,8 @@ from typing import Any
 import torch
 
 
-def time_module(module: torch.nn.Module, batch_size: int, image_size: int, device: torch.device,
-                repeats: int = 3, channels: int = 3) -> dict[str, Any]:
-    """Median ms per image of ``module`` on a random batch (inference mode, after one warm-up call)."""
-    x = torch.rand(batch_size, channels, image_size, image_size, device=device)
+def time_batch(module: torch.nn.Module, x: torch.Tensor, device: torch.device, repeats: int = 3) -> dict[str, Any]:
+    """Median ms per image of ``module(x)`` (inference mode, after one warm-up call), images/s and peak memory."""
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -26,7 +24,14 @@ def time_module(module: torch.nn.Module, batch_size: int, image_size: int, devic
             times.append(time.perf_counter() - t0)
     t = sorted(times)[len(times) // 2]
     peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else _rss_mib()
-    return {"ms_per_image": t / batch_size * 1000, "images_per_s": batch_size / t, "peak_mib": peak}
+    return {"ms_per_image": t / len(x) * 1000, "images_per_s": len(x) / t, "peak_mib": peak}
+
+
+def time_module(module: torch.nn.Module, batch_size: int, image_size: int, device: torch.device,
+                repeats: int = 3, channels: int = 3) -> dict[str, Any]:
+    """:func:`time_batch` on a random batch of ``batch_size`` images of ``image_size`` pixels."""
+    return time_batch(module, torch.rand(batch_size, channels, image_size, image_size, device=device), device,
+                      repeats)
 
 
 def _rss_mib() -> float:

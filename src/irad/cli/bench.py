@@ -1,4 +1,8 @@
-"""``irad bench``: purification cost of defenses (ms per image, images per second, peak memory)."""
+"""``irad bench``: purification cost of defenses (ms per image, images per second, peak memory).
+
+``irad bench --reference`` instead checks irad's IRAD against a straightforward reference implementation of the
+paper (shared random weights, or ``--weights``) and times both side by side (``irad.benchmarking_reference``,
+the same as ``benchmarks/bench_irad.py``)."""
 
 from __future__ import annotations
 
@@ -9,20 +13,47 @@ from .common import common_options, friendly_errors
 
 @click.command("bench")
 @click.option("--defense", "defenses", multiple=True, default=("disco", "irad"), show_default=True)
-@click.option("--batch-sizes", default="1,64", show_default=True, help="Comma-separated batch sizes.")
+@click.option("--batch-sizes", default=None,
+              help="Comma-separated batch sizes [default: 1,64; with --reference on CUDA: 1,64,200,1000].")
 @click.option("--image-size", type=click.IntRange(min=4), default=32, show_default=True)
 @click.option("--repeats", type=click.IntRange(min=1), default=3, show_default=True)
+@click.option("--reference", is_flag=True,
+              help="Compare irad's IRAD and DISCO with a straightforward reference implementation (agreement "
+                   "check, then speed side by side).")
+@click.option("--weights", default=None,
+              help="With --reference: IRAD weight file (default: random weights of the paper's architecture).")
+@click.option("--precisions", default=None, help="With --reference: fp32 and/or bf16 [default: fp32, +bf16 on CUDA].")
+@click.option("--image-sizes", default=None,
+              help="With --reference: also time IRAD at these image sizes, e.g. 32,64,128,224 (batch: --batch-size, "
+                   "default 8).")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
+              help="With --reference: write the results as JSON here.")
 @common_options
 @friendly_errors
-def bench(defenses, batch_sizes, image_size, repeats, device, seed, batch_size, data_root) -> None:
+def bench(defenses, batch_sizes, image_size, repeats, reference, weights, precisions, image_sizes, json_path,
+          device, seed, batch_size, data_root) -> None:
     """Time defenses on random images, after a warm-up, side by side in one run."""
+    if reference:
+        from ..benchmarking_reference import build_parser, run_from_args
+
+        argv = ["--device", device, "--image-size", str(image_size), "--repeats", str(repeats), "--seed", str(seed)]
+        for flag, value in (("--batch-sizes", batch_sizes), ("--weights", weights), ("--precisions", precisions),
+                            ("--image-sizes", image_sizes), ("--json", json_path),
+                            ("--size-batch", batch_size)):
+            if value is not None:
+                argv += [flag, str(value)]
+        status = run_from_args(build_parser().parse_args(argv), log=click.echo)
+        if status:
+            raise click.exceptions.Exit(status)
+        return
+
     from ..benchmarking import time_module
     from ..defenses import load_defense
     from ..utils import resolve_device, seed_everything
 
     seed_everything(seed)
     dev = resolve_device(device)
-    sizes = [int(b) for b in batch_sizes.split(",") if b]
+    sizes = [int(b) for b in (batch_sizes or "1,64").split(",") if b]
     click.echo(f"device: {dev}  image: 3x{image_size}x{image_size}")
     click.echo(f"{'defense':<16}{'batch':>7}{'ms/img':>12}{'img/s':>12}{'peak MiB':>10}")
     for name in defenses:

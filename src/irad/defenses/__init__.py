@@ -9,6 +9,7 @@ Register your own with ``@DEFENSES.register("name")`` on a factory returning an 
 """
 
 from .registry import DEFENSES, DefendedClassifier, NoDefense, defend, is_randomized, load_defense
+from . import classic as _classic  # noqa: F401  (registers the classic baselines)
 from . import resampling as _resampling  # noqa: F401  (registers the resampling defenses)
 
 __all__ = ["DEFENSES", "DefendedClassifier", "NoDefense", "defend", "is_randomized", "load_defense"]

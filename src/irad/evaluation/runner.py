@@ -68,18 +68,12 @@ def _correct(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, bs: int, 
     return np.concatenate(out)
 
 
-def _time_defense(defense: torch.nn.Module, x: torch.Tensor, dev: torch.device, repeats: int = 3) -> float:
-    """Milliseconds per image of the defense alone (after a warm-up), separate from any attack."""
-    x = x.to(dev)
-    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
-    with torch.inference_mode():
-        defense(x)
-        sync()
-        t0 = time.perf_counter()
-        for _ in range(repeats):
-            defense(x)
-        sync()
-    return (time.perf_counter() - t0) / (repeats * len(x)) * 1000
+def _time_defense(defense: torch.nn.Module, x: torch.Tensor, dev: torch.device, repeats: int = 5) -> float:
+    """Milliseconds per image of the defense alone (median of ``repeats`` runs after a warm-up), separate from
+    any attack."""
+    from ..benchmarking import time_batch
+
+    return time_batch(defense, x.to(dev), dev, repeats)["ms_per_image"]
 
 
 class _AdvCache:

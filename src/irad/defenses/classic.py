@@ -1,0 +1,131 @@
+"""Classic input-transformation baselines of Table 2: bit reduction, JPEG, randomization, median filter."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+
+from ..errors import InputError
+from ..utils.validation import check_images
+from .registry import DEFENSES
+
+
+class BitReduction(nn.Module):
+    """Feature squeezing by colour-depth reduction (Xu et al. 2018): x -> round(x (2^b - 1)) / (2^b - 1)."""
+
+    randomized = False
+
+    def __init__(self, bits: int = 4) -> None:
+        super().__init__()
+        if not 1 <= bits <= 16:
+            raise InputError(f"bits must be in 1..16, got {bits}")
+        self.levels = 2**bits - 1
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_images(x)
+        return torch.round(x * self.levels) / self.levels
+
+
+class JPEG(nn.Module):
+    """JPEG compression (Dziugaite et al. 2016). ``differentiable=False`` runs the real codec (libjpeg via Pillow,
+    4:2:0 chroma subsampling) and has no useful gradient; ``differentiable=True`` uses kornia's differentiable JPEG
+    approximation (for full-gradient attacks)."""
+
+    randomized = False
+
+    def __init__(self, quality: int = 75, differentiable: bool = False) -> None:
+        super().__init__()
+        if not 1 <= quality <= 100:
+            raise InputError(f"JPEG quality must be in 1..100, got {quality}")
+        self.quality, self.differentiable = int(quality), differentiable
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_images(x)
+        if self.differentiable:
+            from kornia.enhance import jpeg_codec_differentiable
+
+            q = torch.full((x.shape[0],), float(self.quality), device=x.device, dtype=x.dtype)
+            return jpeg_codec_differentiable(x, q).clamp(0, 1)
+        out = []
+        for img in (x.detach().clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy():
+            buf = io.BytesIO()
+            Image.fromarray(img).save(buf, format="JPEG", quality=self.quality)
+            buf.seek(0)
+            out.append(np.asarray(Image.open(buf).convert("RGB")))
+        return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).to(x.device, x.dtype) / 255.0
+
+
+class Randomization(nn.Module):
+    """Random resizing and padding (Xie et al. 2018): resize to a random r in [H, ⌊H·ratio⌋], zero-pad at a random
+    offset to ⌊H·ratio⌋ (same for W), then resize back to H x W so the classifier sees its own input size.
+    ratio = 331/299 as in the paper. Randomised; ``seed`` makes the draws reproducible."""
+
+    randomized = True
+
+    def __init__(self, ratio: float = 331 / 299, seed: int | None = None) -> None:
+        super().__init__()
+        self.ratio, self.seed = ratio, seed
+        self._gen: torch.Generator | None = None
+
+    def _rand(self, high: int) -> int:
+        if self.seed is not None and self._gen is None:
+            self._gen = torch.Generator().manual_seed(self.seed)
+        return int(torch.randint(0, high, (), generator=self._gen))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_images(x)
+        n, _, h, w = x.shape
+        big_h, big_w = max(h + 1, int(h * self.ratio)), max(w + 1, int(w * self.ratio))
+        rh, rw = h + self._rand(big_h - h + 1), w + self._rand(big_w - w + 1)
+        top, left = self._rand(big_h - rh + 1), self._rand(big_w - rw + 1)
+        y = F.interpolate(x, size=(rh, rw), mode="nearest")
+        y = F.pad(y, (left, big_w - rw - left, top, big_h - rh - top))
+        return F.interpolate(y, size=(h, w), mode="bilinear", align_corners=False, antialias=True).clamp(0, 1)
+
+
+class MedianFilter(nn.Module):
+    """k x k median filter (reflect padding, via kornia). k = 1 is the identity."""
+
+    randomized = False
+
+    def __init__(self, window: int = 3) -> None:
+        super().__init__()
+        if window < 1 or window % 2 == 0:
+            raise InputError(f"median window must be an odd positive integer, got {window}")
+        self.window = window
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_images(x)
+        from kornia.filters import median_blur
+
+        return median_blur(x, (self.window, self.window))
+
+
+@DEFENSES.register("bit-reduction")
+def bit_reduction(bits: int = 4, **_: Any) -> nn.Module:
+    """Bit-depth reduction / feature squeezing (Xu et al. 2018); bits=8 is the identity on 8-bit images."""
+    return BitReduction(bits)
+
+
+@DEFENSES.register("jpeg")
+def jpeg(quality: int = 75, differentiable: bool = False, **_: Any) -> nn.Module:
+    """JPEG compression (Dziugaite et al. 2016); real codec, or kornia's differentiable approximation."""
+    return JPEG(quality, differentiable)
+
+
+@DEFENSES.register("randomization")
+def randomization(ratio: float = 331 / 299, seed: int | None = None, **_: Any) -> nn.Module:
+    """Random resizing + padding (Xie et al. 2018); randomised."""
+    return Randomization(ratio, seed)
+
+
+@DEFENSES.register("median")
+def median(window: int = 3, **_: Any) -> nn.Module:
+    """Median filter with a k x k window."""
+    return MedianFilter(window)

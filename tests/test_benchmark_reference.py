@@ -1,0 +1,104 @@
+"""irad's optimised IRAD / DISCO against the plain reference implementation of ``irad.benchmarking_reference``
+(written from Eq. 9-10 the way the authors' code computes them), with shared random weights of a small
+architecture. Also a smoke run of the benchmark script's logic and of ``irad bench --reference``."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+import irad
+from irad.benchmarking_reference import ReferenceIRAD, liif_centres, main, make_random_weights
+from irad.reconstruction.implicit import LocalEnsembleMLP
+
+SMALL = {"n_resblocks": 2, "n_feats": 16, "hidden": (32, 32)}
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    path = tmp_path_factory.mktemp("ref") / "irad_small.safetensors"
+    return make_random_weights(path, samplenet_std=0.5, seed=3, **SMALL)
+
+
+def _disable_irad_query(patch):
+    """Make irad's own query code unusable, so the reference provably does not rely on it."""
+
+    def boom(*_, **__):
+        raise AssertionError("the reference called irad's LocalEnsembleMLP")
+
+    for name in ("forward", "at_grid", "prepare", "_query", "_rest"):
+        patch.setattr(LocalEnsembleMLP, name, boom)
+
+
+def _pair(weights, dtype):
+    ours = irad.load_defense("irad", weights=str(weights)).to(dtype)
+    disco = irad.load_defense("disco", weights=str(weights)).to(dtype)
+    return ours, disco, ReferenceIRAD(ours).eval(), ReferenceIRAD(disco, use_samplenet=False).eval()
+
+
+@pytest.mark.parametrize("dtype, tol", [(torch.float64, 1e-5), (torch.float32, 1e-4)])
+def test_irad_and_disco_match_the_reference(weights, dtype, tol, monkeypatch):
+    ours, disco, ref, ref_recon = _pair(weights, dtype)
+    x = torch.rand(2, 3, 12, 9, generator=torch.Generator().manual_seed(0), dtype=dtype)
+    with torch.no_grad():
+        out, out_disco = ours(x), disco(x)
+        # computed with irad's query code switched off
+        with monkeypatch.context() as m:
+            _disable_irad_query(m)
+            expected, expected_recon = ref(x), ref_recon(x)
+            shift = ref.shift(x)
+    assert out.dtype == expected.dtype == dtype and out.shape == expected.shape == x.shape
+    # the SampleNet shift is non-trivial: it moves queries across half-pixel boundaries, and changes the output
+    assert float(shift.abs().mean()) > 0.1 and float(shift.abs().max()) > 0.5
+    assert float((out - out_disco).abs().max()) > 1e-3
+    assert float((out - expected).abs().max()) <= tol
+    assert float((out_disco - expected_recon).abs().max()) <= tol
+
+
+def test_reference_shares_weights_with_irad(weights):
+    ours, _, ref, _ = _pair(weights, torch.float32)
+    ref_params = {id(p) for p in ref.parameters()}
+    assert ref_params and ref_params <= {id(p) for p in ours.parameters()}
+    x = torch.rand(1, 3, 6, 5)
+    with torch.no_grad():
+        before = ref(x)
+        ours.sampler.net.mlp[-1].bias.add_(0.7)  # a change in irad's module is seen by the reference
+        assert not torch.allclose(ref(x), before)
+        assert float((ours(x) - ref(x)).abs().max()) <= 1e-4
+
+
+def test_liif_centres_convention():
+    c = liif_centres(4, 2, dtype=torch.float64)
+    torch.testing.assert_close(c[:, 0, 0], torch.tensor([-0.75, -0.25, 0.25, 0.75], dtype=torch.float64))
+    torch.testing.assert_close(c[0, :, 1], torch.tensor([-0.5, 0.5], dtype=torch.float64))
+
+
+def test_benchmark_script_logic_small_run(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    status = main(["--device", "cpu", "--batch-sizes", "1,2", "--repeats", "1", "--image-size", "8",
+                   "--n-resblocks", "1", "--n-feats", "8", "--hidden", "16,16", "--image-sizes", "8,12",
+                   "--size-batch", "2", "--json", str(out)])
+    text = capsys.readouterr().out
+    assert status == 0
+    assert "| fp32 | 2 | IRAD |" in text and "| fp32 | 1 | DISCO / reconstruction |" in text
+    assert "max |irad - reference|" in text and "cost against image size" in text
+    result = json.loads(out.read_text())
+    assert result["check"]["ok"] and result["check"]["irad_max_abs_diff"] <= 1e-4
+    assert len(result["rows"]) == 4 and len(result["image_size_rows"]) == 2
+    for row in result["rows"]:
+        assert row["speedup"] > 0 and row["irad"]["images_per_s"] > 0 and row["reference"]["ms_per_image"] > 0
+
+
+def test_cli_bench_reference(weights, tmp_path):
+    from irad.cli.main import cli
+
+    out = tmp_path / "cli.json"
+    res = CliRunner().invoke(cli, ["bench", "--reference", "--weights", str(weights), "--device", "cpu",
+                                   "--batch-sizes", "1", "--repeats", "1", "--image-size", "6",
+                                   "--json", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "speed-up" in res.output and "OK" in res.output
+    assert json.loads(out.read_text())["info"]["model"]["weights"] == str(weights)

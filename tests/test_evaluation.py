@@ -353,15 +353,11 @@ def test_bad_arguments(tmp_path):
             run(tmp_path / f"s{start}", start=start, n_images=4)
 
 
-@pytest.mark.xfail(strict=True, reason="runner.evaluate does not reject a negative start: start=-2, n_images=4 "
-                                       "slices x_all[-2:] of the first 2 images and reports start=-2, n=2")
 def test_negative_start_is_rejected(tmp_path):
     with pytest.raises(InputError):
         run(tmp_path, start=-2, n_images=4)
 
 
-@pytest.mark.xfail(strict=True, reason="the row key (and adversarial cache key) ignore `repeats` (and "
-                                       "`eot_samples`): rerunning a folder with repeats=2 returns the repeats=1 row")
 def test_changed_repeats_is_not_served_from_old_rows(tmp_path):
     run(tmp_path, n_images=4, defenses=["bilinear-sv"], repeats=1)
     (row,) = run(tmp_path, n_images=4, defenses=["bilinear-sv"], repeats=2)
@@ -398,8 +394,6 @@ def test_cli_rejects_a_bad_eps(tmp_path):
     assert not (tmp_path / "cli" / "results.json").exists()
 
 
-@pytest.mark.xfail(strict=True, reason="cli/evaluate.py _eps catches only ValueError: '--eps 8/0' escapes as "
-                                       "ZeroDivisionError (exit 1, traceback) instead of a usage error")
 def test_cli_rejects_a_zero_denominator_eps(tmp_path):
     result = CliRunner().invoke(cli, ["evaluate", "-n", "4", "--defense", "none", "--attack", "fgsm", "--eps", "8/0",
                                       "--out", str(tmp_path / "cli")])

@@ -95,6 +95,8 @@ def liif_query(feat: torch.Tensor, coord: torch.Tensor, cell: torch.Tensor, line
     (normalised size of a query pixel). Returns N x Q x out."""
     n, c, h, w = feat.shape
     unfolded = F.unfold(feat, 3, padding=1).view(n, c * 9, h, w)
+    # coordinates stay fp32/fp64; under bf16 autocast grid_sample would promote the features to them anyway
+    unfolded = unfolded.to(coord.dtype)
     centres = liif_centres(h, w, device=feat.device, dtype=coord.dtype).permute(2, 0, 1)
     centres = centres.unsqueeze(0).expand(n, 2, h, w)
     scale = torch.tensor([h, w], device=coord.device, dtype=coord.dtype)
@@ -111,8 +113,7 @@ def liif_query(feat: torch.Tensor, coord: torch.Tensor, cell: torch.Tensor, line
                 moved = q + half * torch.tensor([v_row, v_col], device=q.device, dtype=q.dtype) + 1e-6
                 moved = moved.clamp(-1 + 1e-6, 1 - 1e-6)
                 sample_at = moved.flip(-1).unsqueeze(1)  # grid_sample wants (x, y) = (col, row)
-                # coordinates stay fp32/fp64 (under autocast grid_sample promotes the features to them)
-                q_feat = F.grid_sample(unfolded.to(q.dtype), sample_at, mode="nearest",
+                q_feat = F.grid_sample(unfolded, sample_at, mode="nearest",
                                        align_corners=False)[:, :, 0, :].permute(0, 2, 1)
                 q_coord = F.grid_sample(centres, sample_at, mode="nearest",
                                         align_corners=False)[:, :, 0, :].permute(0, 2, 1)
@@ -257,7 +258,21 @@ def _time(module: nn.Module, x: torch.Tensor, device: torch.device, repeats: int
         return time_batch(module, x, device, repeats)
     except torch.cuda.OutOfMemoryError:
         torch.cuda.empty_cache()
-        return {"ms_per_image": float("nan"), "images_per_s": float("nan"), "peak_mib": float("nan"), "oom": True}
+        return {"ms_per_image": None, "images_per_s": None, "peak_mib": None, "oom": True}
+
+
+@contextlib.contextmanager
+def strict_fp32():
+    """Full fp32 for matmuls and cuDNN convolutions (no TF32) inside the block; the settings are restored after.
+
+    PyTorch's default lets cuDNN convolutions use TF32 on recent GPUs: irad computes the first MLP layer as a
+    convolution, the reference as a matmul, so under the default their fp32 results differ by TF32 rounding."""
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
 
 
 def parse_list(text: str | None, cast=int) -> list:
@@ -270,21 +285,29 @@ def parse_list(text: str | None, cast=int) -> list:
 
 def check_agreement(pair: dict[str, nn.Module], image_size: int, device: torch.device, batch: int = 4,
                     seed: int = 0, bf16: bool = False) -> dict[str, Any]:
-    """Max |reference - irad| for IRAD and DISCO on random images in fp32; with ``bf16``, also how far each
-    deviates from the fp32 reference under bf16 autocast (information only: no tolerance)."""
+    """Max |reference - irad| for IRAD and DISCO on random images in strict fp32 (no TF32); with ``bf16``, also
+    how far each deviates from the fp32 reference under bf16 autocast (information only: no tolerance). On CUDA
+    with TF32 convolutions allowed (PyTorch's default) the difference under those settings is reported too."""
     gen = torch.Generator().manual_seed(seed)
     x = torch.rand(batch, 3, image_size, image_size, generator=gen).to(device)
+    tf32 = device.type == "cuda" and (torch.backends.cudnn.allow_tf32 or torch.backends.cuda.matmul.allow_tf32)
     with torch.inference_mode():
-        ref = pair["ref_irad"](x)
-        ref_recon = pair["ref_recon"](x)
+        if tf32:
+            default_diff = float((pair["irad"](x) - pair["ref_irad"](x)).abs().max())
+        with strict_fp32():
+            ref = pair["ref_irad"](x)
+            ref_recon = pair["ref_recon"](x)
+            out, out_disco = pair["irad"](x), pair["disco"](x)
         result = {
             "batch": batch,
             "image_size": image_size,
-            "irad_max_abs_diff": float((pair["irad"](x) - ref).abs().max()),
-            "disco_max_abs_diff": float((pair["disco"](x) - ref_recon).abs().max()),
+            "irad_max_abs_diff": float((out - ref).abs().max()),
+            "disco_max_abs_diff": float((out_disco - ref_recon).abs().max()),
             "mean_abs_shift_px": float(pair["ref_irad"].shift(x).abs().mean()),
             "tolerance": FP32_TOLERANCE,
         }
+        if tf32:
+            result["irad_max_abs_diff_tf32_default"] = default_diff
         if bf16:
             with torch.autocast(device.type, dtype=torch.bfloat16):
                 result["bf16_irad_vs_fp32_ref"] = float((pair["irad"](x) - ref).abs().max())
@@ -299,8 +322,18 @@ def run_benchmark(weights: str | Path | None = None, device: str | torch.device 
                   image_sizes: Sequence[int] | None = None, size_batch: int = 8, seed: int = 0,
                   n_resblocks: int = 16, n_feats: int = 64, hidden: Sequence[int] = (256, 256, 256, 256),
                   samplenet_std: float = 0.5, max_queries: int | None = None, check_batch: int = 4,
-                  log=print) -> dict[str, Any]:
-    """Check reference == irad, then time both side by side; returns everything as a JSON-able dict."""
+                  strict: bool = False, log=print) -> dict[str, Any]:
+    """Check reference == irad, then time both side by side; returns everything as a JSON-able dict.
+
+    ``strict``: time fp32 without TF32 (else with PyTorch's settings, by default TF32 for cuDNN convolutions)."""
+    with strict_fp32() if strict else contextlib.nullcontext():
+        return _run_benchmark(weights, device, batch_sizes, image_size, precisions, repeats, image_sizes,
+                              size_batch, seed, n_resblocks, n_feats, hidden, samplenet_std, max_queries,
+                              check_batch, log)
+
+
+def _run_benchmark(weights, device, batch_sizes, image_size, precisions, repeats, image_sizes, size_batch, seed,
+                   n_resblocks, n_feats, hidden, samplenet_std, max_queries, check_batch, log) -> dict[str, Any]:
     from .utils import resolve_device, seed_everything
 
     seed_everything(seed)
@@ -320,7 +353,8 @@ def run_benchmark(weights: str | Path | None = None, device: str | torch.device 
         pair = load_pair(weights, dev, max_queries)
     arch.update(pair["irad"].reconstruction.config)
     info = {"device": str(dev), "device_name": device_name(dev), "torch": torch.__version__,
-            "image_size": image_size, "repeats": repeats, "seed": seed, "model": arch}
+            "image_size": image_size, "repeats": repeats, "seed": seed, "model": arch,
+            "tf32": {"cudnn": torch.backends.cudnn.allow_tf32, "matmul": torch.backends.cuda.matmul.allow_tf32}}
     log(f"device: {info['device_name']} [{dev}]  torch {torch.__version__}")
     log(f"model: {arch}")
     check = check_agreement(pair, image_size, dev, check_batch, seed, bf16="bf16" in precisions)
@@ -328,6 +362,9 @@ def run_benchmark(weights: str | Path | None = None, device: str | torch.device 
         f"{check['irad_max_abs_diff']:.3g} (IRAD), {check['disco_max_abs_diff']:.3g} (DISCO vs reference "
         f"reconstruction); tolerance {FP32_TOLERANCE:g} -> {'OK' if check['ok'] else 'MISMATCH'}; "
         f"mean |SampleNet shift| = {check['mean_abs_shift_px']:.3f} px")
+    if "irad_max_abs_diff_tf32_default" in check:
+        log(f"with PyTorch's default TF32 settings (used for the fp32 timings unless --strict-fp32): max |irad - "
+            f"reference| = {check['irad_max_abs_diff_tf32_default']:.3g} (IRAD)")
     if "bf16" in precisions:
         log(f"bf16 autocast vs fp32 reference: irad {check['bf16_irad_vs_fp32_ref']:.3g}, "
             f"reference {check['bf16_ref_vs_fp32_ref']:.3g}")
@@ -342,8 +379,9 @@ def run_benchmark(weights: str | Path | None = None, device: str | torch.device 
                 # irad first: on CPU the peak is the process's peak RSS so far, which only grows
                 a = _time(_wrap(pair[ours], precision, dev), x, dev, repeats)
                 b = _time(_wrap(pair[ref], precision, dev), x, dev, repeats)
+                speedup = None if a.get("oom") or b.get("oom") else b["ms_per_image"] / a["ms_per_image"]
                 rows.append({"precision": precision, "batch": bs, "pipeline": label, "irad": a, "reference": b,
-                             "speedup": b["ms_per_image"] / a["ms_per_image"]})
+                             "speedup": speedup})
             del x
             if on_cuda:
                 torch.cuda.empty_cache()
@@ -354,17 +392,18 @@ def run_benchmark(weights: str | Path | None = None, device: str | torch.device 
         for s in image_sizes:
             x = torch.rand(size_batch, 3, s, s, generator=gen).to(dev)
             r = _time(_wrap(pair["irad"], precision, dev), x, dev, repeats)
-            base = base or r["ms_per_image"]
+            ms = r["ms_per_image"]
+            base = base or ms
             size_rows.append({"precision": precision, "image_size": s, "batch": size_batch, **r,
-                              "us_per_pixel": r["ms_per_image"] * 1000 / (s * s),
-                              "relative_cost": r["ms_per_image"] / base,
+                              "us_per_pixel": None if ms is None else ms * 1000 / (s * s),
+                              "relative_cost": None if ms is None or base is None else ms / base,
                               "relative_pixels": (s * s) / (image_sizes[0] ** 2)})
             del x
     return {"info": info, "check": check, "rows": rows, "image_size_rows": size_rows}
 
 
-def _fmt(v: float, digits: int) -> str:
-    return "OOM" if v != v else f"{v:.{digits}f}"
+def _fmt(v: float | None, digits: int) -> str:
+    return "OOM" if v is None else f"{v:.{digits}f}"
 
 
 def format_markdown(result: dict[str, Any]) -> str:
@@ -381,7 +420,11 @@ def format_markdown(result: dict[str, Any]) -> str:
         a, b = r["irad"], r["reference"]
         lines.append(f"| {r['precision']} | {r['batch']} | {r['pipeline']} | {_fmt(a['ms_per_image'], 3)} | "
                      f"{_fmt(b['ms_per_image'], 3)} | {_fmt(a['images_per_s'], 1)} | {_fmt(b['images_per_s'], 1)} "
-                     f"| {_fmt(a['peak_mib'], 0)} | {_fmt(b['peak_mib'], 0)} | {_fmt(r['speedup'], 2)}x |")
+                     f"| {_fmt(a['peak_mib'], 0)} | {_fmt(b['peak_mib'], 0)} | {_fmt(r['speedup'], 2)}{'x' if r['speedup'] else ''} |")
+    if not cpu:
+        tf = info.get("tf32", {})
+        lines += ["", f"fp32 rows: TF32 for cuDNN convolutions {'on' if tf.get('cudnn') else 'off'}, for matmuls "
+                      f"{'on' if tf.get('matmul') else 'off'}; bf16 rows: torch.autocast(bfloat16)."]
     if cpu:
         lines += ["", "Peak memory on CPU is the process's peak resident set so far (it never decreases; irad is "
                       "timed before the reference at each row)."]
@@ -422,6 +465,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-queries", type=int, default=None,
                    help="split the reference's queries in chunks of this many per image batch (default: none)")
     p.add_argument("--check-batch", type=int, default=4, help="images for the agreement check (default 4)")
+    p.add_argument("--strict-fp32", action="store_true",
+                   help="time fp32 with TF32 off (default: PyTorch's settings, TF32 for cuDNN convolutions); the "
+                        "agreement check always runs without TF32")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", dest="json_path", default=None, help="also write the results as JSON here")
     return p
@@ -437,7 +483,8 @@ def run_from_args(args: argparse.Namespace, log=print) -> int:
         image_size=args.image_size, precisions=precisions, repeats=args.repeats,
         image_sizes=parse_list(args.image_sizes), size_batch=args.size_batch, seed=args.seed,
         n_resblocks=args.n_resblocks, n_feats=args.n_feats, hidden=tuple(parse_list(args.hidden)),
-        samplenet_std=args.samplenet_std, max_queries=args.max_queries, check_batch=args.check_batch, log=log)
+        samplenet_std=args.samplenet_std, max_queries=args.max_queries, check_batch=args.check_batch,
+        strict=args.strict_fp32, log=log)
     log("")
     log(format_markdown(result))
     if args.json_path:

@@ -26,12 +26,14 @@ from .common import common_options, friendly_errors
 @click.option("--image-sizes", default=None,
               help="With --reference: also time IRAD at these image sizes, e.g. 32,64,128,224 (batch: --batch-size, "
                    "default 8).")
+@click.option("--strict-fp32", is_flag=True,
+              help="With --reference: time fp32 without TF32 (the agreement check never uses TF32).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
               help="With --reference: write the results as JSON here.")
 @common_options
 @friendly_errors
-def bench(defenses, batch_sizes, image_size, repeats, reference, weights, precisions, image_sizes, json_path,
-          device, seed, batch_size, data_root) -> None:
+def bench(defenses, batch_sizes, image_size, repeats, reference, weights, precisions, image_sizes, strict_fp32,
+          json_path, device, seed, batch_size, data_root) -> None:
     """Time defenses on random images, after a warm-up, side by side in one run."""
     if reference:
         from ..benchmarking_reference import build_parser, run_from_args
@@ -42,6 +44,8 @@ def bench(defenses, batch_sizes, image_size, repeats, reference, weights, precis
                             ("--size-batch", batch_size)):
             if value is not None:
                 argv += [flag, str(value)]
+        if strict_fp32:
+            argv.append("--strict-fp32")
         status = run_from_args(build_parser().parse_args(argv), log=click.echo)
         if status:
             raise click.exceptions.Exit(status)

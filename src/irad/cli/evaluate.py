@@ -13,9 +13,12 @@ from .common import common_options, friendly_errors
 def _eps(value: str) -> float:
     num, _, den = value.partition("/")
     try:
-        return float(num) / float(den) if den else float(value)
-    except ValueError as exc:
+        eps = float(num) / float(den) if den else float(value)
+    except (ValueError, ZeroDivisionError) as exc:
         raise click.BadParameter(f"ε must look like 8/255 or 0.0314, got {value!r}") from exc
+    if not 0 < eps <= 1:
+        raise click.BadParameter(f"ε must be in (0, 1] (images are in [0, 1]), got {value!r}")
+    return eps
 
 
 @click.group("evaluate", invoke_without_command=True)

@@ -127,6 +127,9 @@ def evaluate(cfg: EvalConfig, out: str | Path, data_root=None, device=None, prog
         THREAT_MODELS.get(tm)
     if "transfer" in cfg.threat_models and not cfg.surrogate:
         raise InputError("the transfer threat model needs --surrogate NAME (the classifier attacks are crafted on)")
+    if cfg.start < 0 or cfg.n_images < 1:
+        raise InputError(f"image range must have start >= 0 and n_images >= 1, got start={cfg.start}, "
+                         f"n_images={cfg.n_images}")
     store = ResultStore(out / "results.json", cfg)
     cache = _AdvCache(out / "cache")
     ds = load_dataset(cfg.dataset, cfg.split, root=data_root)
@@ -157,13 +160,15 @@ def evaluate(cfg: EvalConfig, out: str | Path, data_root=None, device=None, prog
     jobs = [(v, tm, a, e) for v in cfg.victims for tm in cfg.threat_models for a in cfg.attacks for e in eps_list]
     bar = tqdm(total=len(jobs) * len(cfg.defenses), desc="evaluate", disable=not progress)
     surrogate_model = None
+    current_keys: list[str] = []
     for victim_name, tm, attack_spec, eps in jobs:
         victim_n, victim_p = parse_spec(victim_name)
         victim = load_classifier(victim_n, cfg.dataset, victim_p.get("weights", "default"), device=dev)
         threat = THREAT_MODELS.get(tm).factory()
         for defense_spec in cfg.defenses:
             row_key = _key(victim=victim_name, defense=defense_spec, threat_model=tm, attack=attack_spec, eps=eps,
-                           **common)
+                           repeats=cfg.repeats, eot_samples=cfg.eot_samples if tm in ADAPTIVE else None, **common)
+            current_keys.append(row_key)
             bar.update(1)
             if row_key in store:
                 continue
@@ -182,7 +187,8 @@ def evaluate(cfg: EvalConfig, out: str | Path, data_root=None, device=None, prog
             # e.g. AutoAttack 'rand' (EOT) instead of 'standard' for randomized defenses under full-gradient
             used_attack = spec_label(threat.attack_name(a_name, defense), a_params)
             adv_key = _key(crafted_on=crafted_on, threat_model=tm if tm in ADAPTIVE else "non-adaptive",
-                           attack=used_attack, eps=eps, **common)
+                           attack=used_attack, eps=eps, eot_samples=cfg.eot_samples if tm in ADAPTIVE else None,
+                           **common)
             seed_everything(cfg.seed)
             adv, attack_seconds = _craft(used_attack, attacked, x, y, eps, cfg.seed, cfg.batch_size, dev, cache,
                                          adv_key)
@@ -199,11 +205,12 @@ def evaluate(cfg: EvalConfig, out: str | Path, data_root=None, device=None, prog
                    "defense_ms_per_image": round(_time_defense(defense, x[:cfg.timing_images], dev), 4)}
             store.add(_with_rates(row))
     bar.close()
-    store.sanity = sanity_checks(list(store.rows.values()), cfg, get_defense, x, y, dev)
+    # Report this configuration's rows only; rows of earlier configurations stay in results.json.
+    rows = [store.rows[k] for k in current_keys]
+    store.sanity = sanity_checks(rows, cfg, get_defense, x, y, dev)
     store.save()
     from .report import write_reports
 
-    rows = list(store.rows.values())
     write_reports(rows, out, cfg.paper, store.sanity)
     return rows
 

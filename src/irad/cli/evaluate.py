@@ -39,11 +39,13 @@ def _eps(value: str) -> float:
 @click.option("--repeats", type=click.IntRange(min=1), default=3, help="Evaluations of randomized defenses.")
 @click.option("--eot-samples", type=click.IntRange(min=1), default=8, help="EOT samples for BPDA.")
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Output folder [results/<preset>].")
+@click.option("--cache", type=click.Path(file_okay=False), default=None,
+              help="Adversarial-example cache [OUT/cache]; share one between runs to reuse attacks.")
 @common_options
 @click.pass_context
 @friendly_errors
 def evaluate_cmd(ctx, preset, victims, defenses, attacks, threat_models, eps, surrogate, n_images, start, dataset,
-                 split, repeats, eot_samples, out, device, seed, batch_size, data_root) -> None:
+                 split, repeats, eot_samples, out, cache, device, seed, batch_size, data_root) -> None:
     """Evaluate defenses under attack (default: the shipped IRAD in front of the third-party ResNet-20, AutoAttack,
     oblivious, on 100 shipped CIFAR-10 test images)."""
     if ctx.invoked_subcommand is not None:
@@ -62,7 +64,7 @@ def evaluate_cmd(ctx, preset, victims, defenses, attacks, threat_models, eps, su
                      batch_size=batch_size or 100, paper=preset,
                      **{k: v for k, v in base.items() if k in {f.name for f in fields(EvalConfig)}})
     out_dir = Path(out or f"results/{preset or 'evaluate'}")
-    rows = evaluate(cfg, out_dir, data_root=data_root, device=device)
+    rows = evaluate(cfg, out_dir, data_root=data_root, device=device, cache_dir=cache)
     click.echo(markdown_table(rows, preset))
     click.echo(f"(n={cfg.n_images} images from {dataset}/{split} starting at {start}, seed {seed}; "
                f"SA/RA in %; tables, CSV, JSON and plots in {out_dir})")

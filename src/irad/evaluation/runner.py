@@ -115,9 +115,12 @@ def _craft(attack_spec: str, model: torch.nn.Module, x: torch.Tensor, y: torch.T
     return adv, seconds
 
 
-def evaluate(cfg: EvalConfig, out: str | Path, data_root=None, device=None, progress: bool = True
-             ) -> list[dict[str, Any]]:
-    """Run (or resume) an evaluation; writes results.json/.csv/.md (+ plots) into ``out``; returns the rows."""
+def evaluate(cfg: EvalConfig, out: str | Path, data_root=None, device=None, progress: bool = True,
+             cache_dir: str | Path | None = None) -> list[dict[str, Any]]:
+    """Run (or resume) an evaluation; writes results.json/.csv/.md (+ plots) into ``out``; returns the rows.
+
+    ``cache_dir`` (default ``out/cache``) holds the adversarial examples; point several runs at one folder to share
+    attack runs between them."""
     from ..attacks import THREAT_MODELS
 
     dev = resolve_device(device)
@@ -131,7 +134,7 @@ def evaluate(cfg: EvalConfig, out: str | Path, data_root=None, device=None, prog
         raise InputError(f"image range must have start >= 0 and n_images >= 1, got start={cfg.start}, "
                          f"n_images={cfg.n_images}")
     store = ResultStore(out / "results.json", cfg)
-    cache = _AdvCache(out / "cache")
+    cache = _AdvCache(Path(cache_dir) if cache_dir else out / "cache")
     ds = load_dataset(cfg.dataset, cfg.split, root=data_root)
     x_all, y_all = first_batch(ds, cfg.start + cfg.n_images)
     x, y = x_all[cfg.start:], y_all[cfg.start:]

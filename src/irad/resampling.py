@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from .reconstruction.base import Reconstruction, pixel_grid
-from .sampling.samplers import Sampler
+from .sampling.samplers import IdentitySampler, Sampler
 from .utils.validation import check_images
 
 
@@ -33,7 +33,10 @@ class ImageResampler(nn.Module):
         param = next(self.parameters(), None)
         work = images if param is None else images.to(param.dtype)  # e.g. float64 input, float32 weights
         phi = self.reconstruction(work)
-        grid = pixel_grid(n, h, w, device=images.device, dtype=work.dtype)
-        out = phi.query(self.sampler(phi, grid))
+        if isinstance(self.sampler, IdentitySampler):
+            out = phi.query_grid()
+        else:
+            grid = pixel_grid(n, h, w, device=images.device, dtype=work.dtype)
+            out = phi.query(self.sampler(phi, grid))
         out = out.clamp(0.0, 1.0) if self.clamp else out
         return out.to(images.dtype)

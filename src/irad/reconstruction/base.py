@@ -37,6 +37,11 @@ class ContinuousImage:
     def query(self, coords: torch.Tensor, cell: torch.Tensor | None = None) -> torch.Tensor:
         raise NotImplementedError
 
+    def query_grid(self) -> torch.Tensor:
+        """φ at the pixel grid G itself (U = G); reconstructions may override this with a faster exact path."""
+        n, _, h, w = self.images.shape
+        return self.query(pixel_grid(n, h, w, device=self.images.device, dtype=self.images.dtype))
+
 
 class Reconstruction(nn.Module):
     """RECONS: ``forward(images) -> ContinuousImage``."""

@@ -186,6 +186,9 @@ class _ImplicitImage(ContinuousImage):
     def query(self, coords: torch.Tensor, cell: torch.Tensor | None = None) -> torch.Tensor:
         return self.decoder(self.features, coords, cell) * 0.5 + 0.5
 
+    def query_grid(self) -> torch.Tensor:
+        return self.decoder.at_grid(self.features) * 0.5 + 0.5  # one MLP pass per pixel, see at_grid
+
 
 class LIIFDecoder(LocalEnsembleMLP):
     """φ of Eq. 9: RGB (in [-1, 1] units) from latent codes; 5-layer MLP, hidden 256 x 4."""

@@ -7,15 +7,12 @@ PSNR, and finally ``implicit-TASK.safetensors`` + ``.json`` (spec, task, command
 
 from __future__ import annotations
 
-import math
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from ..data.datasets import ImageDataset, load_dataset
 from ..errors import DataError, InputError
@@ -23,6 +20,7 @@ from ..reconstruction import ImplicitReconstruction
 from ..utils import resolve_device, seed_everything
 from ..weights import save_weights
 from .pairs import AdversarialPairs
+from .loop import train_steps
 from .rundir import RunDir
 from .tasks import TASKS, TaskBatch, sample_queries
 
@@ -111,57 +109,18 @@ def train_implicit(cfg: ImplicitConfig, out: str | Path, data_root=None, device=
 
     model = ImplicitReconstruction(cfg.n_resblocks, cfg.n_feats, tuple(cfg.hidden)).to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=tuple(cfg.betas))
-    steps_per_epoch = math.ceil(train.n / cfg.batch_size)
-    total_steps = max(1, round(cfg.epochs * steps_per_epoch))
-    step = 0
-    ckpt = run.load_checkpoint()
-    if ckpt is not None:
-        if ckpt["config"] != asdict(cfg):
-            raise InputError(f"{run.checkpoint_path} was made with other settings; use a new --out folder")
-        model.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["optimizer"])
-        step = ckpt["step"]
-        run.log({"event": "resume", "step": step})
-    else:
-        run.log({"event": "start", **asdict(cfg), "device": str(dev), "train_images": train.n,
-                 "total_steps": total_steps})
 
-    def save(step: int) -> None:
-        run.save_checkpoint({"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step,
-                             "config": asdict(cfg)})
-
-    model.train()
-    bar = tqdm(total=total_steps, initial=step, desc=f"implicit/{cfg.task}", disable=not progress)
-    loss_acc, n_acc, t0 = 0.0, 0, time.time()
-    while step < total_steps:
-        epoch, pos = divmod(step, steps_per_epoch)
-        order = torch.randperm(train.n, generator=torch.Generator().manual_seed(cfg.seed * 100003 + epoch)).numpy()
-        idx = order[pos * cfg.batch_size:(pos + 1) * cfg.batch_size]
-        gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)  # per-step randomness: resume-exact
+    def loss_fn(idx: np.ndarray, gen: torch.Generator) -> torch.Tensor:
         clean, adv = train.batch(idx)
         if torch.rand((), generator=gen) < 0.5:  # horizontal flip, the same for the pair
             clean, adv = clean.flip(-1), None if adv is None else adv.flip(-1)
         batch = task(clean.to(dev), None if adv is None else adv.to(dev), gen)
         batch = sample_queries(batch, cfg.queries, gen)
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.amp):
-            loss = l1_on_batch(model, batch)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        step += 1
-        loss_acc, n_acc = loss_acc + loss.item(), n_acc + 1
-        bar.update(1)
-        bar.set_postfix(loss=f"{loss.item():.4f}")
-        end_of_epoch = step % steps_per_epoch == 0 or step == total_steps
-        if step % cfg.checkpoint_every == 0 or end_of_epoch:
-            record = {"step": step, "epoch": round(step / steps_per_epoch, 3), "train_l1": loss_acc / n_acc,
-                      "images_per_s": round(n_acc * cfg.batch_size / (time.time() - t0), 2)}
-            if end_of_epoch:
-                record.update(validation_psnr(model, task, val, cfg.val_images, dev))
-            run.log(record)
-            save(step)
-            loss_acc, n_acc, t0 = 0.0, 0, time.time()
-    bar.close()
+            return l1_on_batch(model, batch)
+
+    train_steps(run, cfg, model, opt, train.n, loss_fn, lambda: validation_psnr(model, task, val, cfg.val_images, dev),
+                "train_l1", f"implicit/{cfg.task}", progress, {"device": str(dev), "train_images": train.n})
     path = run.path / f"implicit-{cfg.task}.safetensors"
     save_resampler_weights(model, None, path, {"task": cfg.task, "dataset": cfg.dataset, "implicit_config":
                                                asdict(cfg), "command": run.command, "device": str(dev)})

@@ -8,15 +8,12 @@ Result: ``irad.safetensors`` + ``.json`` holding the implicit representation and
 
 from __future__ import annotations
 
-import math
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from ..errors import InputError
 from ..reconstruction.base import pixel_grid
@@ -24,6 +21,7 @@ from ..sampling import SampleNet
 from ..utils import resolve_device, seed_everything
 from .implicit import save_resampler_weights
 from .pairs import AdversarialPairs
+from .loop import train_steps
 from .rundir import RunDir
 
 
@@ -92,53 +90,21 @@ def train_samplenet(cfg: SampleNetConfig, out: str | Path, data_root=None, devic
     train, val = AdversarialPairs(cfg.pairs, data_root), AdversarialPairs(cfg.val_pairs, data_root)
     n_train = len(train) if cfg.train_limit is None else min(cfg.train_limit, len(train))
     opt = torch.optim.Adam(samplenet.parameters(), lr=cfg.lr, betas=tuple(cfg.betas))
-    steps_per_epoch = math.ceil(n_train / cfg.batch_size)
-    total_steps = max(1, round(cfg.epochs * steps_per_epoch))
-    step = 0
-    ckpt = run.load_checkpoint()
-    if ckpt is not None:
-        if ckpt["config"] != asdict(cfg):
-            raise InputError(f"{run.checkpoint_path} was made with other settings; use a new --out folder")
-        samplenet.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["optimizer"])
-        step = ckpt["step"]
-        run.log({"event": "resume", "step": step})
-    else:
-        run.log({"event": "start", **asdict(cfg), "device": str(dev), "train_images": n_train,
-                 "total_steps": total_steps})
+    if run.load_checkpoint() is None:
         run.log({"event": "initial", **validation_accuracy(recon, samplenet, classifier, val, cfg.val_images, dev)})
 
-    bar = tqdm(total=total_steps, initial=step, desc="samplenet", disable=not progress)
-    loss_acc, n_acc, t0 = 0.0, 0, time.time()
-    samplenet.train()
-    while step < total_steps:
-        epoch, pos = divmod(step, steps_per_epoch)
-        order = torch.randperm(n_train, generator=torch.Generator().manual_seed(cfg.seed * 100003 + epoch)).numpy()
-        clean, adv, y = train.batch(order[pos * cfg.batch_size:(pos + 1) * cfg.batch_size])
-        if torch.rand((), generator=torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)) < 0.5:
+    def loss_fn(idx: np.ndarray, gen: torch.Generator) -> torch.Tensor:
+        clean, adv, y = train.batch(idx)
+        if torch.rand((), generator=gen) < 0.5:
             clean, adv = clean.flip(-1), adv.flip(-1)
         x = torch.cat([clean, adv]).to(dev)
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.amp):
             logits = classifier(resample_with(recon, samplenet, x)).float()
-        loss = 2 * F.cross_entropy(logits, torch.cat([y, y]).to(dev))  # = CE(clean) + CE(adv), batch means
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        step += 1
-        loss_acc, n_acc = loss_acc + loss.item(), n_acc + 1
-        bar.update(1)
-        bar.set_postfix(loss=f"{loss.item():.3f}")
-        end_of_epoch = step % steps_per_epoch == 0 or step == total_steps
-        if step % cfg.checkpoint_every == 0 or end_of_epoch:
-            record = {"step": step, "epoch": round(step / steps_per_epoch, 3), "train_ce": loss_acc / n_acc,
-                      "images_per_s": round(n_acc * cfg.batch_size / (time.time() - t0), 2)}
-            if end_of_epoch:
-                record.update(validation_accuracy(recon, samplenet, classifier, val, cfg.val_images, dev))
-            run.log(record)
-            run.save_checkpoint({"model": samplenet.state_dict(), "optimizer": opt.state_dict(), "step": step,
-                                 "config": asdict(cfg)})
-            loss_acc, n_acc, t0 = 0.0, 0, time.time()
-    bar.close()
+        return 2 * F.cross_entropy(logits, torch.cat([y, y]).to(dev))  # = CE(clean) + CE(adv), batch means
+
+    train_steps(run, cfg, samplenet, opt, n_train, loss_fn,
+                lambda: validation_accuracy(recon, samplenet, classifier, val, cfg.val_images, dev), "train_ce",
+                "samplenet", progress, {"device": str(dev), "train_images": n_train})
     path = run.path / "irad.safetensors"
     save_resampler_weights(recon, samplenet, path, {
         "task": implicit_meta.get("task"), "dataset": cfg.dataset, "implicit_config": implicit_meta.get(

@@ -1,0 +1,68 @@
+"""The step loop shared by the implicit-representation and SampleNet trainers: resumable, seeded per step."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ..errors import InputError
+from .rundir import RunDir
+
+
+def train_steps(run: RunDir, cfg: Any, module: torch.nn.Module, opt: torch.optim.Optimizer, n_items: int,
+                loss_fn: Callable[[np.ndarray, torch.Generator], torch.Tensor],
+                validate: Callable[[], dict[str, float]], loss_name: str, desc: str, progress: bool = True,
+                start_record: dict[str, Any] | None = None) -> None:
+    """Optimise ``module`` for ``cfg.epochs`` epochs (fractional allowed) of ``n_items`` in batches of
+    ``cfg.batch_size``.
+
+    ``loss_fn(indices, generator)`` returns the batch loss; the generator is seeded by (seed, step), and the order by
+    (seed, epoch), so a run resumed from ``run``'s checkpoint continues exactly as if it had not stopped. A
+    checkpoint is written every ``cfg.checkpoint_every`` steps and at each epoch end, where ``validate()`` runs.
+    """
+    steps_per_epoch = math.ceil(n_items / cfg.batch_size)
+    total_steps = max(1, round(cfg.epochs * steps_per_epoch))
+    step = 0
+    ckpt = run.load_checkpoint()
+    if ckpt is not None:
+        if ckpt["config"] != asdict(cfg):
+            raise InputError(f"{run.checkpoint_path} was made with other settings; use a new --out folder")
+        module.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["optimizer"])
+        step = ckpt["step"]
+        run.log({"event": "resume", "step": step})
+    else:
+        run.log({"event": "start", **asdict(cfg), **(start_record or {}), "total_steps": total_steps})
+    bar = tqdm(total=total_steps, initial=step, desc=desc, disable=not progress)
+    loss_acc, n_acc, t0 = 0.0, 0, time.time()
+    module.train()
+    while step < total_steps:
+        epoch, pos = divmod(step, steps_per_epoch)
+        order = torch.randperm(n_items, generator=torch.Generator().manual_seed(cfg.seed * 100003 + epoch)).numpy()
+        idx = order[pos * cfg.batch_size:(pos + 1) * cfg.batch_size]
+        loss = loss_fn(idx, torch.Generator().manual_seed(cfg.seed * 1_000_003 + step))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        step += 1
+        loss_acc, n_acc = loss_acc + loss.item(), n_acc + 1
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss.item():.4f}")
+        end_of_epoch = step % steps_per_epoch == 0 or step == total_steps
+        if step % cfg.checkpoint_every == 0 or end_of_epoch:
+            record = {"step": step, "epoch": round(step / steps_per_epoch, 3), loss_name: loss_acc / n_acc,
+                      "images_per_s": round(n_acc * cfg.batch_size / (time.time() - t0), 2)}
+            if end_of_epoch:
+                record.update(validate())
+                module.train()
+            run.log(record)
+            run.save_checkpoint({"model": module.state_dict(), "optimizer": opt.state_dict(), "step": step,
+                                 "config": asdict(cfg)})
+            loss_acc, n_acc, t0 = 0.0, 0, time.time()
+    bar.close()

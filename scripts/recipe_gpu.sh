@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# IRAD GPU recipe: the paper's pipeline near its scale, in stages that each fit one device call (<= 9 minutes),
+# every stage resuming from the previous one's files. Run from the repository root on a machine whose Python has
+# torch (+ irad's other dependencies, or PYTHONPATH pointing at carried wheels).
+#
+#   STAGE=pairs     scripts/recipe_gpu.sh DATA_DIR OUT_DIR   # PGD-100 pairs vs the ResNet-18 surrogate
+#   STAGE=implicit  scripts/recipe_gpu.sh DATA_DIR OUT_DIR   # implicit representation, bf16 autocast
+#   STAGE=samplenet scripts/recipe_gpu.sh DATA_DIR OUT_DIR   # SampleNet, batch 400
+#
+# DATA_DIR must hold cifar10/train.npz; to fit a call's 64 MiB carry make a subset that keeps the validation split:
+#   python scripts/make_subset.py ../shared/data/cifar10/train.npz gpu-data/cifar10/train.npz --train 10000
+# Paper settings kept: surrogate ResNet-18, PGD eps 8/255 step 2/255 100 steps random start, all 1,024 pixels
+# queried, Adam (1e-4, betas (0, 0.9)) batch 128 for the implicit stage, Adam (2e-4) batch 400 for SampleNet.
+# Reduced: the training images (the carry limit), and the number of epochs (time). Sizes are overridable below so
+# the same script runs at toy size on a CPU (DEVICE=cpu LIMIT=40 VAL_LIMIT=20 STEPS=2 IMPLICIT_EPOCHS=0.5 ...).
+set -euo pipefail
+DATA=${1:?data dir}
+OUT=${2:?output dir}
+IRAD=${IRAD:-irad}
+DEVICE=${DEVICE:-cuda}
+LIMIT=${LIMIT:-}            # training pairs (default: the whole train split of DATA)
+VAL_LIMIT=${VAL_LIMIT:-1000}
+STEPS=${STEPS:-100}
+SURROGATE=${SURROGATE:-resnet18}
+IMPLICIT_EPOCHS=${IMPLICIT_EPOCHS:-40}
+IMPLICIT_BATCH=${IMPLICIT_BATCH:-128}
+SAMPLENET_EPOCHS=${SAMPLENET_EPOCHS:-5}
+SAMPLENET_BATCH=${SAMPLENET_BATCH:-400}
+AMP=${AMP:---amp}
+limit_arg=()
+[ -n "$LIMIT" ] && limit_arg=(--limit "$LIMIT")
+
+case "${STAGE:?set STAGE=pairs|implicit|samplenet}" in
+  pairs)
+    $IRAD train pairs --surrogate "$SURROGATE" --split train --steps "$STEPS" "${limit_arg[@]}" --batch-size 2000 \
+        --device "$DEVICE" --data "$DATA" --out "$OUT/pairs-train"
+    $IRAD train pairs --surrogate "$SURROGATE" --split val --steps "$STEPS" --limit "$VAL_LIMIT" --batch-size 2000 \
+        --device "$DEVICE" --data "$DATA" --out "$OUT/pairs-val" ;;
+  implicit)
+    $IRAD train implicit --task adversarial-denoising --pairs "$OUT/pairs-train" --val-pairs "$OUT/pairs-val" \
+        --epochs "$IMPLICIT_EPOCHS" --batch-size "$IMPLICIT_BATCH" $AMP --checkpoint-every 200 \
+        --device "$DEVICE" --data "$DATA" --out "$OUT/implicit" ;;
+  samplenet)
+    $IRAD train samplenet --implicit "$OUT/implicit/implicit-adversarial-denoising.safetensors" \
+        --pairs "$OUT/pairs-train" --val-pairs "$OUT/pairs-val" --surrogate "$SURROGATE" \
+        --epochs "$SAMPLENET_EPOCHS" --batch-size "$SAMPLENET_BATCH" $AMP --checkpoint-every 20 \
+        --device "$DEVICE" --data "$DATA" --out "$OUT/samplenet" ;;
+  *) echo "unknown STAGE $STAGE" >&2; exit 2 ;;
+esac

@@ -105,6 +105,12 @@ def test_idelbayev_resnets_reproduce_their_accuracy(arch, expected, test1000):
     assert _accuracy(model, *test1000) == pytest.approx(expected, abs=0.0005)
 
 
+def test_shipped_fastnet_reaches_ninety_percent(test1000):
+    """The project's own fast network (trained by `irad train classifier --arch fastnet`) on the test images."""
+    model = load_classifier("fastnet", weights="default")
+    assert _accuracy(model, *test1000) >= 0.90
+
+
 @pytest.mark.slow  # ~20 s on 2 idle CPU cores, 30-40 s on busy ones
 def test_autoattack_resnet18_reproduces_its_accuracy(test1000):
     model = load_classifier("resnet18", weights="default")

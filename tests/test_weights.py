@@ -142,11 +142,20 @@ def test_wrong_class_count_reports_shape_mismatch():
     assert "linear.weight" in str(info.value)
 
 
-def test_load_classifier_with_resnet32_file_without_sidecar(tmp_path):
+def test_catalogued_file_without_sidecar_is_recognised_by_checksum(tmp_path):
     _, p32 = resolve_weights("resnet32-idelbayev")
-    shutil.copy(p32, tmp_path / "anon.safetensors")  # no sidecar: nothing says it is a ResNet-32
-    with pytest.raises(WeightsError, match="unexpected keys"):
+    shutil.copy(p32, tmp_path / "anon.safetensors")  # no sidecar, but its sha256 is in the catalog
+    with pytest.raises(WeightsError, match="holds a resnet32.*load_classifier\\('resnet32'"):
         load_classifier("resnet20", weights=tmp_path / "anon.safetensors")
+
+
+def test_unknown_file_without_sidecar_reports_unexpected_keys(tmp_path):
+    _, p32 = resolve_weights("resnet32-idelbayev")
+    state = load_state_dict_file(p32)
+    state["linear.bias"] = state["linear.bias"] + 1.0  # a different file: not in the catalog any more
+    torch.save(state, tmp_path / "anon.pt")
+    with pytest.raises(WeightsError, match="unexpected keys"):
+        load_classifier("resnet20", weights=tmp_path / "anon.pt")
 
 
 def test_load_classifier_reads_arch_from_sidecar(r20_copy):

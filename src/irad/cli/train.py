@@ -86,18 +86,20 @@ def train_pairs_cmd(surrogate, surrogate_weights, dataset, split, eps, alpha, st
 @click.option("--val-images", type=click.IntRange(min=1), default=500)
 @click.option("--checkpoint-every", type=click.IntRange(min=1), default=50)
 @click.option("--amp/--no-amp", default=False, help="bf16 autocast (GPU).")
+@click.option("--init", "init_weights", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="Warm start from an implicit/IRAD weight file (continues an earlier run with a new schedule).")
 @click.option("--out", type=click.Path(file_okay=False), required=True)
 @common_options
 @friendly_errors
 def train_implicit_cmd(task, pairs, val_pairs, dataset, epochs, lr, queries, encoder_blocks, features, train_limit,
-                       val_size, val_images, checkpoint_every, amp, out, device, seed, batch_size, data_root) -> None:
+                       val_size, val_images, checkpoint_every, amp, init_weights, out, device, seed, batch_size, data_root) -> None:
     """Train the implicit representation (EDSR encoder + MLP decoder) on one of the five tasks."""
     from ..training.implicit import ImplicitConfig, train_implicit
 
     cfg = ImplicitConfig(task=task, dataset=dataset, pairs=pairs, val_pairs=val_pairs, epochs=epochs,
                          batch_size=batch_size or 128, lr=lr, queries=queries, n_resblocks=encoder_blocks,
                          n_feats=features, train_limit=train_limit, val_size=val_size, val_images=val_images,
-                         checkpoint_every=checkpoint_every, amp=amp, seed=seed)
+                         checkpoint_every=checkpoint_every, amp=amp, init=init_weights, seed=seed)
     click.echo(f"weights: {train_implicit(cfg, out, data_root=data_root, device=device)}")
 
 

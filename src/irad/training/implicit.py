@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from ..data.datasets import ImageDataset, load_dataset
 from ..errors import DataError, InputError
 from ..reconstruction import ImplicitReconstruction
-from ..utils import resolve_device, seed_everything
+from ..utils import resolve_device, seed_everything, sha256_file
 from ..weights import save_weights
 from .pairs import AdversarialPairs
 from .loop import train_steps
@@ -44,6 +44,7 @@ class ImplicitConfig:
     val_images: int = 500
     checkpoint_every: int = 50
     amp: bool = False  # bf16 autocast (GPU recipe); fp32 otherwise
+    init: str | None = None  # warm start: an implicit/IRAD weight file whose reconstruction.* tensors start φ
     seed: int = 0
 
 
@@ -108,6 +109,9 @@ def train_implicit(cfg: ImplicitConfig, out: str | Path, data_root=None, device=
     val = _Source(val_pairs, cfg.dataset, "val", data_root, cfg.val_size, cfg.val_images)
 
     model = ImplicitReconstruction(cfg.n_resblocks, cfg.n_feats, tuple(cfg.hidden)).to(dev)
+    start_record = {"device": str(dev), "train_images": train.n}
+    if cfg.init:
+        start_record["init_sha256"] = warm_start(model, cfg.init)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=tuple(cfg.betas))
 
     def loss_fn(idx: np.ndarray, gen: torch.Generator) -> torch.Tensor:
@@ -120,12 +124,24 @@ def train_implicit(cfg: ImplicitConfig, out: str | Path, data_root=None, device=
             return l1_on_batch(model, batch)
 
     train_steps(run, cfg, model, opt, train.n, loss_fn, lambda: validation_psnr(model, task, val, cfg.val_images, dev),
-                "train_l1", f"implicit/{cfg.task}", progress, {"device": str(dev), "train_images": train.n})
+                "train_l1", f"implicit/{cfg.task}", progress, start_record)
     path = run.path / f"implicit-{cfg.task}.safetensors"
     save_resampler_weights(model, None, path, {"task": cfg.task, "dataset": cfg.dataset, "implicit_config":
                                                asdict(cfg), "command": run.command, "device": str(dev)})
     run.log({"event": "done", "weights": str(path)})
     return path
+
+
+def warm_start(model: ImplicitReconstruction, path: str) -> str:
+    """Load the ``reconstruction.*`` tensors of an implicit or IRAD weight file into ``model``; return its sha256."""
+    from ..defenses.resampling import load_irad_parts
+
+    recon, _, meta = load_irad_parts(path)
+    if recon.config != model.config:
+        raise InputError(f"--init {path} holds an implicit representation with {recon.config}, but this run builds "
+                         f"{model.config}; match --encoder-blocks/--features or drop --init")
+    model.load_state_dict(recon.state_dict())
+    return str(meta.get("sha256") or sha256_file(path))
 
 
 def save_resampler_weights(recon: ImplicitReconstruction, samplenet, path: Path, meta: dict) -> str:

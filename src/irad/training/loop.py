@@ -31,8 +31,10 @@ def train_steps(run: RunDir, cfg: Any, module: torch.nn.Module, opt: torch.optim
     step = 0
     ckpt = run.load_checkpoint()
     if ckpt is not None:
-        if ckpt["config"] != asdict(cfg):
-            raise InputError(f"{run.checkpoint_path} was made with other settings; use a new --out folder")
+        changed = _changed_settings(ckpt["config"], cfg)
+        if changed:
+            raise InputError(f"{run.checkpoint_path} was made with other settings ({', '.join(changed)}); "
+                             "use a new --out folder or the original settings")
         module.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
         step = ckpt["step"]
@@ -66,3 +68,10 @@ def train_steps(run: RunDir, cfg: Any, module: torch.nn.Module, opt: torch.optim
                                  "config": asdict(cfg)})
             loss_acc, n_acc, t0 = 0.0, 0, time.time()
     bar.close()
+
+
+def _changed_settings(saved: dict[str, Any], cfg: Any) -> list[str]:
+    """Settings that differ between a checkpoint and ``cfg``; a setting added to the config class since the
+    checkpoint was written counts as unchanged when ``cfg`` leaves it at its default."""
+    now, defaults = asdict(cfg), asdict(type(cfg)())
+    return [k for k, v in now.items() if saved.get(k, defaults.get(k)) != v]

@@ -47,3 +47,10 @@ _add(PretrainedWeights(
      "source": "pyautoattack==0.2.0 examples/model_test.pt (MIT), read in place from the installed package"},
     locate=_pyautoattack_resnet18,
 ))
+_add(PretrainedWeights(
+    "fastnet-irad-cifar10", "fastnet-irad-cifar10.safetensors",
+    "f8bdea52235bdc20bd7a99e5d341449e32fedf243db9500a6de595e33fa86556", "classifier", "cifar10", "fastnet",
+    {"mean": (0.4914, 0.4822, 0.4465), "std": (0.2471, 0.2435, 0.2616), "accuracy_test1000": 0.901,
+     "val_accuracy": 0.9068, "source": "this project: `irad train classifier --arch fastnet --epochs 8` on 45,000 "
+     "CIFAR-10 training images, 2 CPU cores (log: docs/training/fastnet-irad-cifar10)", "license": "MIT"},
+))

@@ -213,6 +213,19 @@ def test_bpda_samples_a_deterministic_defense_once():
     assert defense.calls == 1
 
 
+def test_full_gradient_averages_a_randomized_defense_for_non_eot_attacks():
+    full = THREAT_MODELS.build("full-gradient")
+    defense = Cycling()
+    attacked = full.build_attack(linear(3, seed=2), defense, "pgd", eot_samples=4).model
+    attacked(torch.rand(2, 3, 8, 8))
+    assert defense.calls == 4  # PGD sees the mean over 4 draws of the randomized defense (EOT)
+    defense.calls = 0
+    aa = full.build_attack(linear(3, seed=2), defense, "autoattack", eot_samples=4)
+    assert aa.name == "autoattack-rand"  # which averages 20 draws itself: no second EOT layer around the model
+    aa.model(torch.rand(2, 3, 8, 8))
+    assert defense.calls == 1
+
+
 def test_threat_models_wire_the_attacked_module_and_the_victim():
     classifier, surrogate, defense = linear(3, seed=0), linear(3, seed=1), Round()
     x = torch.rand(3, 3, 8, 8)

@@ -82,6 +82,7 @@ def run(tmp: Path, **cfg) -> list[dict]:
     cfg.setdefault("eps", [EPS])
     cfg.setdefault("attacks", ["fgsm"])
     cfg.setdefault("defenses", ["none"])
+    cfg.setdefault("victims", ["resnet20"])
     return evaluate(EvalConfig(**cfg), tmp, device="cpu", progress=False)
 
 
@@ -306,6 +307,40 @@ def test_merge_of_disjoint_ranges_equals_one_run(tmp_path):
         merge_results([tmp_path / "a", tmp_path / "a"], tmp_path / "bad2")
 
 
+def test_merge_keeps_settings_apart_that_differ_beyond_the_image_range(tmp_path):
+    run(tmp_path / "a", n_images=4, start=0, repeats=1)
+    run(tmp_path / "b", n_images=4, start=4, repeats=2)  # another setting (repeats) on disjoint images
+    merged = merge_results([tmp_path / "a", tmp_path / "b"], tmp_path / "merged")
+    assert sorted(r["n"] for r in merged) == [4, 4]
+
+
+class TrainedAgainstResNet20(ConstantImage):
+    """A stand-in for a trained defense whose sidecar says it was trained against ResNet-20."""
+
+    def __init__(self, sha: str) -> None:
+        super().__init__()
+        self.meta = {"trained_against": ["resnet20"], "sha256": sha}
+
+
+def test_rows_name_the_weights_and_flag_a_victim_the_defense_was_trained_against(tmp_path):
+    name = f"test-trained-{uuid.uuid4().hex[:8]}"
+    sha = {"value": "a" * 64}
+    DEFENSES.register(name)(lambda dataset="cifar10", **_: TrainedAgainstResNet20(sha["value"]))
+    try:
+        with pytest.warns(UserWarning, match="trained against"):
+            rows = by_defense(run(tmp_path, n_images=4, defenses=["none", name]))
+        assert rows[name]["victim_in_training"] and not rows["none"]["victim_in_training"]
+        assert rows[name]["defense_weights"] == "a" * 64
+        assert rows[name]["victim_weights"] == irad.load_classifier("resnet20", weights="default").weights_sha256
+        assert "†" in (tmp_path / "results.md").read_text()
+        sha["value"] = "b" * 64  # retrained weights under the same defense name: a new row, not the stored one
+        with pytest.warns(UserWarning):
+            again = by_defense(run(tmp_path, n_images=4, defenses=[name]))
+        assert again[name]["defense_weights"] == "b" * 64 and again[name]["key"] != rows[name]["key"]
+    finally:
+        DEFENSES._entries.pop(name, None)
+
+
 # ----------------------------------------------------------------------------------------------------- reports
 
 
@@ -380,7 +415,7 @@ def test_cli_evaluate_prints_a_markdown_table(tmp_path):
     assert len(lines) == 3
     assert lines[0].startswith("| victim | defense |") and "| SA | RA |" in lines[0]
     assert set(lines[1]) == {"|", "-"}
-    assert lines[2].startswith("| resnet20 | none | oblivious | fgsm | 8/255 | 4 |")
+    assert lines[2].startswith("| resnet32 | none | oblivious | fgsm | 8/255 | 4 |")  # the default victim
     rows = json.loads((out / "results.json").read_text())["rows"]
     assert len(rows) == 1 and rows[0]["n"] == 4 and rows[0]["eps"] == pytest.approx(EPS)
 

@@ -67,6 +67,11 @@ class ThreatModel:
                              f"the 'transfer' threat model to craft on a surrogate classifier")
         return self._attacked(classifier, defense, surrogate, eot_samples)
 
+    def eot_samples_for(self, attack: str, eot_samples: int) -> int:
+        """EOT passes the attacked module averages: 1 for attacks that average over randomness themselves
+        (AutoAttack 'rand' runs EOT with 20 samples inside APGD), else ``eot_samples``."""
+        return 1 if attack in EOT_NATIVE_ATTACKS else eot_samples
+
     def victim(self, classifier: nn.Module, defense: nn.Module | None = None) -> nn.Module:
         """``classifier(defense(.))``: what classifies the adversarial images, in every threat model."""
         return DefendedClassifier(*_parts(classifier, defense))
@@ -82,8 +87,9 @@ class ThreatModel:
                      surrogate: nn.Module | None = None, eot_samples: int = 20, eps: float = 8 / 255, seed: int = 0,
                      **params: Any) -> Attack:
         """The attack (default :attr:`default_attack`) bound to :meth:`attacked_model`."""
-        model = self.attacked_model(classifier, defense, surrogate, eot_samples)
-        return build_attack(self.attack_name(attack or self.default_attack, defense), model, eps, seed, **params)
+        name = self.attack_name(attack or self.default_attack, defense)
+        model = self.attacked_model(classifier, defense, surrogate, self.eot_samples_for(name, eot_samples))
+        return build_attack(name, model, eps, seed, **params)
 
     @torch.no_grad()
     def robust_correct(self, classifier: nn.Module, defense: nn.Module | None, images: torch.Tensor,
@@ -103,11 +109,16 @@ class ThreatModel:
 
 
 THREAT_MODELS: Registry[ThreatModel] = Registry("threat model")
+EOT_NATIVE_ATTACKS = frozenset({"autoattack-rand"})
+
+
+def _with_eot(model: nn.Module, defense: nn.Module, eot_samples: int) -> nn.Module:
+    """Average the logits over ``eot_samples`` passes when the defense is randomized (EOT, Athalye et al. 2018)."""
+    return EOTWrapper(model, eot_samples) if is_randomized(defense) and eot_samples > 1 else model
 
 
 def _bpda(classifier: nn.Module, defense: nn.Module, surrogate: nn.Module | None, eot_samples: int) -> nn.Module:
-    attacked: nn.Module = DefendedClassifier(classifier, BPDAWrapper(defense))
-    return EOTWrapper(attacked, eot_samples) if is_randomized(defense) else attacked
+    return _with_eot(DefendedClassifier(classifier, BPDAWrapper(defense)), defense, eot_samples)
 
 
 @THREAT_MODELS.register("oblivious")
@@ -130,5 +141,7 @@ def bpda() -> ThreatModel:
 
 @THREAT_MODELS.register("full-gradient")
 def full_gradient() -> ThreatModel:
-    """AutoAttack on the whole defended pipeline with true gradients; version 'rand' if randomized (Table 5)."""
-    return ThreatModel("full-gradient", False, False, "autoattack", lambda c, d, s, n: DefendedClassifier(c, d))
+    """AutoAttack on the whole defended pipeline with true gradients; version 'rand' if randomized (Table 5). Other
+    attacks on a randomized defense see the logits averaged over ``eot_samples`` passes (EOT)."""
+    return ThreatModel("full-gradient", False, False, "autoattack",
+                       lambda c, d, s, n: _with_eot(DefendedClassifier(c, d), d, n))

@@ -11,6 +11,7 @@ from torch import nn
 from ..data.datasets import dataset_info
 from ..errors import UnknownNameError, WeightsError
 from ..registry import Registry
+from ..utils.io import sha256_file
 from ..weights import WEIGHTS, load_state_dict_file, load_strict, read_sidecar, resolve_weights
 from .fastnet import FastNet
 from .resnet import ResNet
@@ -29,6 +30,7 @@ class ImageClassifier(nn.Module):
         super().__init__()
         self.net = net
         self.arch, self.dataset = arch, dataset
+        self.weights_sha256: str | None = None  # set by load_classifier: the checksum of the loaded weight file
         self.normalized = mean is not None
         self.register_buffer("mean", torch.tensor(mean or (0.0, 0.0, 0.0)).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std or (1.0, 1.0, 1.0)).view(1, 3, 1, 1), persistent=False)
@@ -119,7 +121,7 @@ def load_classifier(name: str, dataset: str = "cifar10", weights: str | Path | N
         if spec.kind != "classifier" or spec.arch != arch or spec.dataset != dataset:
             raise WeightsError(f"weights {tag!r} are for {spec.kind} {spec.arch} on {spec.dataset}, "
                                f"not classifier {arch} on {dataset}")
-        meta = {**spec.meta, **read_sidecar(path)}
+        meta = {**spec.meta, **read_sidecar(path), "sha256": spec.sha256}
     else:
         path = Path(weights)
         meta = read_sidecar(path) or _catalog_meta_for(path)
@@ -132,4 +134,5 @@ def load_classifier(name: str, dataset: str = "cifar10", weights: str | Path | N
     model = ImageClassifier(CLASSIFIERS.build(arch, num_classes=int(meta.get("num_classes", info.num_classes))),
                             mean, std, arch, dataset)
     load_strict(model.net, load_state_dict_file(path), f"{arch} from {path}")
+    model.weights_sha256 = meta.get("sha256") or sha256_file(path)  # identifies results computed with it
     return model.to(device).eval()

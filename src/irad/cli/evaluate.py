@@ -24,7 +24,7 @@ def _eps(value: str) -> float:
 @click.group("evaluate", invoke_without_command=True)
 @click.option("--preset", type=click.Choice(["table2", "table3", "table5", "table8", "table15", "fig4"]),
               default=None, help="Regenerate a table of the paper (its figures shown beside ours).")
-@click.option("--victim", "victims", multiple=True, help="Classifier(s) attacked, e.g. resnet20 [default: resnet20].")
+@click.option("--victim", "victims", multiple=True, help="Classifier(s) attacked, e.g. resnet20 [default: resnet32].")
 @click.option("--defense", "defenses", multiple=True,
               help="Defense spec(s), e.g. irad, bilinear-sv:gamma=1.5 [default: none, irad].")
 @click.option("--attack", "attacks", multiple=True, help="Attack spec(s), e.g. autoattack, pgd:steps=20.")
@@ -46,7 +46,7 @@ def _eps(value: str) -> float:
 @friendly_errors
 def evaluate_cmd(ctx, preset, victims, defenses, attacks, threat_models, eps, surrogate, n_images, start, dataset,
                  split, repeats, eot_samples, out, cache, device, seed, batch_size, data_root) -> None:
-    """Evaluate defenses under attack (default: the shipped IRAD in front of the third-party ResNet-20, AutoAttack,
+    """Evaluate defenses under attack (default: the shipped IRAD in front of the third-party ResNet-32, AutoAttack,
     oblivious, on 100 shipped CIFAR-10 test images)."""
     if ctx.invoked_subcommand is not None:
         return

@@ -38,7 +38,7 @@ class EvalConfig:
     start: int = 0  # first image index (the runner can be split across processes by image ranges)
     seed: int = 0
     eps: list[float] = field(default_factory=list)  # empty: the dataset's default (8/255 CIFAR, 4/255 ImageNet)
-    victims: list[str] = field(default_factory=lambda: ["resnet20"])
+    victims: list[str] = field(default_factory=lambda: ["resnet32"])  # not a classifier the shipped IRAD saw
     defenses: list[str] = field(default_factory=lambda: ["none", "irad"])
     attacks: list[str] = field(default_factory=lambda: ["autoattack"])
     threat_models: list[str] = field(default_factory=lambda: ["oblivious"])

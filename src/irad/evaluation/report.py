@@ -26,10 +26,15 @@ def markdown_table(rows: list[dict[str, Any]], preset: str | None = None) -> str
     lines = ["| " + " | ".join(cols + extra) + " |", "|" + "---|" * (len(cols) + len(extra))]
     for r in sorted(rows, key=lambda r: (r["victim"], r["threat_model"], r["attack"], r["eps"])):
         cells = [_fmt(r[c]) if c != "eps" else f"{r['eps'] * 255:.3g}/255" for c in cols]
+        if r.get("victim_in_training"):
+            cells[0] += " †"
         if preset:
             sa, ra = paper_figures(preset, r["defense"], r["attack"])
             cells += ["—" if sa is None else f"{sa:.2f}", "—" if ra is None else f"{ra:.2f}"]
         lines.append("| " + " | ".join(cells) + " |")
+    if any(r.get("victim_in_training") for r in rows):
+        lines.append("\n† the defense was trained against this classifier (its adversarial pairs or SampleNet loss "
+                     "used its gradients): such rows are white-box with respect to training; prefer other victims.")
     return "\n".join(lines) + "\n"
 
 
@@ -44,7 +49,8 @@ def write_reports(rows: list[dict[str, Any]], out: Path, preset: str | None, san
         fh.write(md)
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=COLUMNS + ["clean_correct", "adv_correct", "evaluations", "start",
-                                                       "seed", "max_linf"], extrasaction="ignore")
+                                                       "seed", "max_linf", "crafted_on", "victim_in_training"],
+                            extrasaction="ignore")
     writer.writeheader()
     writer.writerows(rows)
     with atomic_write(out / "results.csv", "w") as fh:

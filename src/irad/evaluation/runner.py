@@ -168,30 +168,38 @@ def evaluate(cfg: EvalConfig, out: str | Path, data_root=None, device=None, prog
         victim_n, victim_p = parse_spec(victim_name)
         victim = load_classifier(victim_n, cfg.dataset, victim_p.get("weights", "default"), device=dev)
         threat = THREAT_MODELS.get(tm).factory()
+        if tm == "transfer" and surrogate_model is None:
+            s_n, s_p = parse_spec(cfg.surrogate)
+            surrogate_model = load_classifier(s_n, cfg.dataset, s_p.get("weights", "default"), device=dev)
+        victim_id = f"{victim_name}@{_short(victim.weights_sha256)}"
         for defense_spec in cfg.defenses:
-            row_key = _key(victim=victim_name, defense=defense_spec, threat_model=tm, attack=attack_spec, eps=eps,
-                           repeats=cfg.repeats, eot_samples=cfg.eot_samples if tm in ADAPTIVE else None, **common)
+            defense = get_defense(defense_spec)
+            defense_id = f"{defense_spec}@{_short(getattr(defense, 'meta', {}).get('sha256'))}"
+            a_name, a_params = parse_spec(attack_spec)
+            # e.g. AutoAttack 'rand' (EOT) instead of 'standard' for randomized defenses under full-gradient
+            used_attack = spec_label(threat.attack_name(a_name, defense), a_params)
+            eot = threat.eot_samples_for(used_attack, cfg.eot_samples) if tm in ADAPTIVE else None
+            if tm in ADAPTIVE:
+                crafted_on = f"{victim_id}+{defense_id}"
+            elif tm == "transfer":
+                crafted_on = f"{cfg.surrogate}@{_short(surrogate_model.weights_sha256)}"
+            else:
+                crafted_on = victim_id
+            # Weight checksums are part of the keys: retrained weights never reuse stale rows or cached attacks.
+            row_key = _key(victim=victim_id, defense=defense_id, threat_model=tm, attack=attack_spec, eps=eps,
+                           repeats=cfg.repeats, eot_samples=eot, crafted_on=crafted_on, **common)
             current_keys.append(row_key)
             bar.update(1)
             if row_key in store:
                 continue
-            defense = get_defense(defense_spec)
             if tm in ADAPTIVE:
-                attacked = threat.attacked_model(victim, defense, None, eot_samples=cfg.eot_samples)
-                crafted_on = f"{victim_name}+{defense_spec}"
+                attacked = threat.attacked_model(victim, defense, None, eot_samples=eot)
             elif tm == "transfer":
-                if surrogate_model is None:
-                    s_n, s_p = parse_spec(cfg.surrogate)
-                    surrogate_model = load_classifier(s_n, cfg.dataset, s_p.get("weights", "default"), device=dev)
-                attacked, crafted_on = surrogate_model, cfg.surrogate
+                attacked = surrogate_model
             else:
-                attacked, crafted_on = victim, victim_name
-            a_name, a_params = parse_spec(attack_spec)
-            # e.g. AutoAttack 'rand' (EOT) instead of 'standard' for randomized defenses under full-gradient
-            used_attack = spec_label(threat.attack_name(a_name, defense), a_params)
+                attacked = victim
             adv_key = _key(crafted_on=crafted_on, threat_model=tm if tm in ADAPTIVE else "non-adaptive",
-                           attack=used_attack, eps=eps, eot_samples=cfg.eot_samples if tm in ADAPTIVE else None,
-                           **common)
+                           attack=used_attack, eps=eps, eot_samples=eot, **common)
             seed_everything(cfg.seed)
             adv, attack_seconds = _craft(used_attack, attacked, x, y, eps, cfg.seed, cfg.batch_size, dev, cache,
                                          adv_key)
@@ -200,8 +208,16 @@ def evaluate(cfg: EvalConfig, out: str | Path, data_root=None, device=None, prog
             n_eval = len(x) * reps
             asr_den = int(clean_ok.sum())
             asr_num = int(np.minimum(clean_ok, reps - adv_ok).sum())
+            trained_against = getattr(defense, "meta", {}).get("trained_against") or []
+            if victim_n in trained_against:
+                warnings.warn(f"the victim {victim_n!r} is a classifier the {defense_spec!r} defense was trained "
+                              "against: its rows are marked 'victim_in_training' (white-box w.r.t. training)",
+                              stacklevel=2)
             row = {"key": row_key, "victim": victim_name, "defense": defense_spec, "threat_model": tm,
                    "attack": attack_spec, "attack_used": used_attack, "eps": eps, **common, "repeats": reps,
+                   "crafted_on": crafted_on, "victim_weights": victim.weights_sha256,
+                   "defense_weights": getattr(defense, "meta", {}).get("sha256"),
+                   "victim_in_training": victim_n in trained_against,
                    "clean_correct": int(clean_ok.sum()), "adv_correct": int(adv_ok.sum()), "evaluations": n_eval,
                    "asr_num": asr_num, "asr_den": asr_den, "attack_seconds": round(attack_seconds, 2),
                    "max_linf": float((adv - x).abs().max()), "device": str(dev),
@@ -216,6 +232,10 @@ def evaluate(cfg: EvalConfig, out: str | Path, data_root=None, device=None, prog
 
     write_reports(rows, out, cfg.paper, store.sanity)
     return rows
+
+
+def _short(sha256: str | None) -> str:
+    return sha256[:12] if sha256 else "-"
 
 
 def _with_rates(row: dict[str, Any]) -> dict[str, Any]:
@@ -276,8 +296,8 @@ def merge_results(folders: list[str | Path], out: str | Path) -> list[dict[str, 
     for folder in folders:
         data = json.loads((Path(folder) / "results.json").read_text())
         for r in data["rows"]:
-            k = _key(**{f: r[f] for f in ("victim", "defense", "threat_model", "attack", "eps", "dataset", "split",
-                                           "seed")})
+            stored = json.loads(r["key"])
+            k = _key(**{f: v for f, v in stored.items() if f not in ("start", "n")})
             span = (r["start"], r["start"] + r["n"])
             if any(a < span[1] and span[0] < b for a, b in seen_ranges.get(k, [])):
                 raise InputError(f"runs overlap on images {span} for {k}; merge only disjoint image ranges")

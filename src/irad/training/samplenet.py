@@ -73,6 +73,13 @@ def validation_accuracy(recon, samplenet, classifier, pairs: AdversarialPairs, n
     return {k: v / total for k, v in correct.items()}
 
 
+def trained_against(pairs: AdversarialPairs, cfg: SampleNetConfig) -> list[str]:
+    """Classifiers whose gradients shaped the defense: the pairs' surrogate (φ's adversarial inputs) and SampleNet's
+    classifier. An evaluation whose victim is one of them is white-box with respect to training (README)."""
+    names = {pairs.meta.get("config", {}).get("surrogate"), cfg.surrogate}
+    return sorted(n for n in names if n)
+
+
 def train_samplenet(cfg: SampleNetConfig, out: str | Path, data_root=None, device=None,
                     command: list[str] | None = None, progress: bool = True) -> Path:
     from ..classifiers import load_classifier
@@ -109,6 +116,6 @@ def train_samplenet(cfg: SampleNetConfig, out: str | Path, data_root=None, devic
     save_resampler_weights(recon, samplenet, path, {
         "task": implicit_meta.get("task"), "dataset": cfg.dataset, "implicit_config": implicit_meta.get(
             "implicit_config"), "implicit_command": implicit_meta.get("command"), "samplenet_config": asdict(cfg),
-        "command": run.command, "device": str(dev)})
+        "command": run.command, "device": str(dev), "trained_against": trained_against(train, cfg)})
     run.log({"event": "done", "weights": str(path)})
     return path

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch import nn
 
 import irad
+from irad.attacks import THREAT_MODELS
 from irad.errors import InputError
 
 
@@ -56,7 +58,7 @@ def test_randomization_is_random_reproducible_and_shape_preserving(cifar):
     assert irad.defenses.is_randomized(irad.load_defense("randomization"))
 
 
-@pytest.mark.parametrize("name, kw", [("bit-reduction", {}), ("jpeg", {}), ("median", {}), ("randomization", {}),
+@pytest.mark.parametrize("name, kw", [("bit-reduction", {}), ("median", {}), ("randomization", {}),
                                       ("jpeg", {"differentiable": True})])
 def test_shape_range_and_finite_gradients(name, kw, cifar):
     x = cifar[:4].clone().requires_grad_(True)
@@ -74,3 +76,68 @@ def test_shape_range_and_finite_gradients(name, kw, cifar):
 def test_bad_parameters(name, kw):
     with pytest.raises(InputError):
         irad.load_defense(name, **kw)
+
+
+def _linear_classifier() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 10)).eval()
+
+
+def test_real_jpeg_refuses_full_gradients_and_points_to_bpda(cifar):
+    """The real codec has no gradient: differentiating through it must be an error, not a silent zero gradient."""
+    jpeg = irad.load_defense("jpeg", quality=50)
+    x = cifar[:2].clone().requires_grad_(True)
+    with pytest.raises(InputError, match="bpda") as info:
+        jpeg(x)
+    assert "differentiable=True" in str(info.value)
+    full = THREAT_MODELS.build("full-gradient").attacked_model(_linear_classifier(), jpeg)
+    with pytest.raises(InputError, match="bpda"):
+        full(x)
+    # compressing images (no gradient wanted) still works, and gives what the codec gives on plain inputs
+    plain = jpeg(cifar[:2])
+    with torch.no_grad():
+        assert torch.equal(jpeg(x), plain)
+    assert torch.equal(jpeg(x.detach()), plain)
+
+
+def test_real_jpeg_under_bpda_passes_the_classifier_gradient_at_the_compressed_image(cifar):
+    """BPDA: forward through the codec, backward as the identity, so d loss / d x is the classifier's gradient
+    at jpeg(x); for a linear classifier and loss = sum of logits that is the column sum of its weight."""
+    classifier, jpeg = _linear_classifier(), irad.load_defense("jpeg", quality=50)
+    attacked = THREAT_MODELS.build("bpda").attacked_model(classifier, jpeg)
+    x = cifar[:2].clone().requires_grad_(True)
+    logits = attacked(x)
+    torch.testing.assert_close(logits, classifier(jpeg(cifar[:2])))
+    logits.sum().backward()
+    expected = classifier[1].weight.sum(0).reshape(1, 3, 32, 32).expand(2, -1, -1, -1)
+    torch.testing.assert_close(x.grad, expected)
+    # a whole BPDA attack runs and stays in the eps-ball
+    y = classifier(cifar[:2]).argmax(1)
+    x_adv = THREAT_MODELS.build("bpda").build_attack(classifier, jpeg, "pgd", eps=8 / 255, steps=2)(cifar[:2], y)
+    assert float((x_adv - cifar[:2]).abs().max()) <= 8 / 255 + 1e-6
+
+
+def test_unknown_defense_parameters_are_refused_with_the_valid_names():
+    with pytest.raises(InputError, match="'qualty'.*did you mean 'quality'.*quality, differentiable"):
+        irad.load_defense("jpeg", qualty=50)
+    with pytest.raises(InputError, match="'gama'.*gamma, seed"):
+        irad.load_defense("bilinear-sv", gama=1.0)
+    with pytest.raises(InputError, match="'window_size'.*window"):
+        irad.load_defense("median", window_size=3)
+    with pytest.raises(InputError, match="'bits'.*no parameters"):
+        irad.load_defense("none", bits=3)
+    # the valid ones still reach the defense (and ``dataset`` is still accepted by the loader)
+    assert irad.load_defense("jpeg", dataset="cifar10", quality=50, differentiable=True).quality == 50
+    assert irad.load_defense("bit-reduction", bits=2).levels == 3
+    assert irad.load_defense("median", window=5).window == 5
+
+
+def test_resample_defense_checks_its_sampler_parameters():
+    with pytest.raises(InputError, match="'gamma'.*reconstruction, sampler, weights, d"):
+        irad.load_defense("resample", reconstruction="bilinear", sampler="si", gamma=1.5)  # si takes d
+    with pytest.raises(InputError, match="'reconstuction'.*did you mean 'reconstruction'"):
+        irad.load_defense("resample", reconstuction="bilinear", sampler="si")
+    with pytest.raises(InputError, match="sampler 'si'"):  # a TypeError inside the sampler becomes an InputError
+        irad.load_defense("resample", reconstruction="bilinear", sampler="si", d=None)
+    module = irad.load_defense("resample", reconstruction="bilinear", sampler="sv", gamma=0.5, seed=1)
+    assert module.sampler.gamma == 0.5 and module.sampler.seed == 1

@@ -344,6 +344,14 @@ def test_rows_name_the_weights_and_flag_a_victim_the_defense_was_trained_against
 # ----------------------------------------------------------------------------------------------------- reports
 
 
+def test_a_non_differentiable_defense_is_reported_not_fatal(tmp_path):
+    rows = by_defense(run(tmp_path, n_images=4, defenses=["none", "jpeg"]))
+    assert rows["jpeg"]["evaluations"] == 4
+    checks = json.loads((tmp_path / "results.json").read_text())["sanity"]
+    jpeg = [c for c in checks if c.get("defense") == "jpeg"]
+    assert len(jpeg) == 1 and not jpeg[0]["ok"] and "bpda" in jpeg[0]["note"]
+
+
 def test_reports_are_written(multi):
     out, rows = multi
     for name in ("results.md", "results.csv", "results.json"):

@@ -82,6 +82,22 @@ def test_spatially_variant_shifts_are_in_range_and_seeded():
     assert irad.load_defense("bilinear-sv").randomized and not irad.load_defense("bilinear-si").randomized
 
 
+
+def test_seeded_sv_shift_does_not_depend_on_earlier_batches():
+    """A resumed evaluation must reproduce a full one: batch B after batch A equals batch B on its own."""
+    torch.manual_seed(0)
+    a, b = torch.rand(3, 3, 10, 10), torch.rand(3, 3, 10, 10)
+    defense = irad.load_defense("bilinear-sv", seed=7)
+    defense(a)
+    after_a = defense(b)
+    alone = irad.load_defense("bilinear-sv", seed=7)(b)
+    assert torch.equal(after_a, alone)
+    torch.manual_seed(123)  # the global generator plays no part either
+    assert torch.equal(defense(b), alone)
+    # images within one batch still get their own shifts
+    twins = defense(b[:1].expand(2, -1, -1, -1).contiguous())
+    assert not torch.equal(twins[0], twins[1])
+
 def _liif_reference(feat, coord_norm, cell_norm, mlp):
     """LIIF's query_rgb written from the LIIF paper in its own normalised coordinates (independent reference)."""
     n, c, h, w = feat.shape
@@ -127,6 +143,28 @@ def test_local_ensemble_matches_liif_reference():
     grid = pixel_grid(2, h, w, dtype=torch.float64)
     torch.testing.assert_close(net.at_grid(feat), net(feat, grid), rtol=0, atol=1e-7)
 
+
+
+@pytest.mark.parametrize("h, w", [(64, 64), (48, 72)])
+def test_local_ensemble_in_fp32_on_large_images(h, w):
+    """Past 32 pixels fp32 cannot hold u - 0.5 + 1e-6: the code selection must still follow LIIF's rule there."""
+    torch.manual_seed(2)
+    c = 4
+    net = LocalEnsembleMLP(c, 3, (16, 16))
+    for p in net.parameters():
+        p.data.normal_(0, 0.5)
+    feat = torch.randn(1, c, h, w)
+    grid = pixel_grid(1, h, w)
+    # the general query at the pixel grid equals the one-pass evaluation there
+    torch.testing.assert_close(net(feat, grid), net.at_grid(feat), rtol=0, atol=1e-5)
+    # and, at whole-pixel shifts (integer coordinates), LIIF's own query computed in float64
+    coords = (grid[:, ::5, ::7] + 1.0).contiguous()
+    ours = net(feat, coords).flatten(2).transpose(1, 2)
+    q = coords.reshape(1, -1, 2).double()
+    coord_norm = torch.stack([-1 + (2 * q[..., 0] + 1) / h, -1 + (2 * q[..., 1] + 1) / w], -1)
+    cell_norm = torch.tensor([2 / h, 2 / w], dtype=torch.float64).expand(1, q.shape[1], 2)
+    ref = _liif_reference(feat.double(), coord_norm, cell_norm, net.double().mlp)
+    torch.testing.assert_close(ours.double(), ref, rtol=0, atol=1e-4)
 
 def _tiny_irad(tmp_path):
     recon = ImplicitReconstruction(n_resblocks=1, n_feats=8, hidden=(16, 16))

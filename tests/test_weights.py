@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -15,7 +17,9 @@ import irad.weights.store as store
 from irad.classifiers import load_classifier
 from irad.classifiers.resnet_cifar import CifarResNet
 from irad.errors import UnknownNameError, WeightsError
+from irad.registry import Entry
 from irad.weights import (
+    PretrainedWeights,
     cache_dir,
     import_weights,
     load_state_dict_file,
@@ -83,6 +87,63 @@ def test_load_strips_dataparallel_prefix_and_unwraps_state_dict(tmp_path):
     back = load_state_dict_file(tmp_path / "ckpt.th")
     assert set(back) == {"w", "b"} and torch.equal(back["w"], torch.ones(2))
 
+
+
+@pytest.mark.parametrize("fail_at", [1, 2])
+def test_interrupted_save_leaves_the_old_files(tmp_path, monkeypatch, fail_at):
+    """A save that fails while writing (disk full, ...) leaves the previous weights and sidecar as they were."""
+    path = tmp_path / "m.safetensors"
+    save_weights({"w": torch.zeros(3)}, path, {"version": 1})
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    calls = {"n": 0}
+    real_fsync = os.fsync
+
+    def failing_fsync(fd):
+        calls["n"] += 1
+        if calls["n"] == fail_at:  # 1: while writing the weights, 2: while writing the sidecar
+            raise OSError(28, "No space left on device")
+        return real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", failing_fsync)
+    with pytest.raises(OSError, match="No space"):
+        save_weights({"w": torch.ones(3)}, path, {"version": 2})
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # no temporary files either
+    monkeypatch.setattr(os, "fsync", real_fsync)
+    assert torch.equal(load_state_dict_file(path)["w"], torch.zeros(3))
+
+
+class _Payload:
+    """Unpickling this creates a folder: a stand-in for the arbitrary code a pickle can run."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return os.makedirs, (self.marker,)
+
+
+def test_pickles_with_python_objects_are_not_unpickled(tmp_path):
+    marker = tmp_path / "code-ran"
+    torch.save({"w": torch.ones(2), "extra": _Payload(marker)}, tmp_path / "evil.pt")
+    with pytest.raises(WeightsError, match="pickled Python objects") as info:
+        load_state_dict_file(tmp_path / "evil.pt")
+    assert "irad weights import" in str(info.value)
+    assert not marker.exists()
+
+
+def test_pickled_objects_are_allowed_only_for_catalogued_checksums(tmp_path, monkeypatch):
+    """An old-style checkpoint with a numpy scalar loads only once its sha256 is in the catalogue."""
+    ckpt = tmp_path / "old.th"
+    torch.save({"state_dict": {"module.w": torch.arange(3.0)}, "best_prec1": np.float64(91.2)}, ckpt)
+    with pytest.raises(WeightsError, match="pickled Python objects.*numpy"):
+        load_state_dict_file(ckpt)
+    spec = PretrainedWeights("test-old", "test-old.safetensors", "0" * 64, "classifier", "cifar10", "resnet20",
+                             {"original_sha256": sha(ckpt)})
+    monkeypatch.setitem(store.WEIGHTS._entries, "test-old", Entry("test-old", lambda: spec))
+    assert torch.equal(load_state_dict_file(ckpt)["w"], torch.arange(3.0))
+    ckpt.write_bytes(ckpt.read_bytes() + b"\0")  # one byte more: no longer the catalogued file
+    with pytest.raises(WeightsError, match="pickled Python objects"):
+        load_state_dict_file(ckpt)
 
 @pytest.mark.parametrize("damage", ["flip", "truncate"])
 def test_sidecar_checksum_mismatch(r20_copy, damage):

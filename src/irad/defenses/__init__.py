@@ -2,14 +2,18 @@
 
 >>> defense = irad.load_defense("irad")                      # shipped CIFAR-10 IRAD
 >>> defense = irad.load_defense("bilinear-sv", gamma=1.5)    # naive resampling, Eq. 5 + Eq. 8
+>>> defense = irad.load_defense("stl")                       # STL baseline (Sun et al. 2019)
 >>> robust = irad.defend(classifier, defense)                # classifier(defense(x)) as one module
 
 Register your own with ``@DEFENSES.register("name")`` on a factory returning an ``nn.Module``; set its attribute
-``randomized = True`` if its output is random (evaluation then uses EOT).
+``randomized = True`` if its output is random (evaluation then uses EOT). The factory's keyword parameters are the
+defense's parameters: ``load_defense`` refuses any other (unless the factory takes ``**kwargs``) and passes
+``dataset`` only to factories that take it.
 """
 
 from .registry import DEFENSES, DefendedClassifier, NoDefense, defend, is_randomized, load_defense
 from . import classic as _classic  # noqa: F401  (registers the classic baselines)
 from . import resampling as _resampling  # noqa: F401  (registers the resampling defenses)
+from . import stl as _stl  # noqa: F401  (registers the STL baseline)
 
 __all__ = ["DEFENSES", "DefendedClassifier", "NoDefense", "defend", "is_randomized", "load_defense"]

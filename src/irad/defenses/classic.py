@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-from typing import Any
 
 import numpy as np
 import torch
@@ -34,8 +33,10 @@ class BitReduction(nn.Module):
 
 class JPEG(nn.Module):
     """JPEG compression (Dziugaite et al. 2016). ``differentiable=False`` runs the real codec (libjpeg via Pillow,
-    4:2:0 chroma subsampling) and has no useful gradient; ``differentiable=True`` uses kornia's differentiable JPEG
-    approximation (for full-gradient attacks)."""
+    4:2:0 chroma subsampling) and has no gradient: called with gradients enabled on an input that requires grad
+    (a full-gradient attack) it raises :class:`InputError` instead of handing the attack a silent zero gradient;
+    attack it through BPDA (the "bpda" threat model runs the defense with gradients off). ``differentiable=True``
+    uses kornia's differentiable JPEG approximation (for full-gradient attacks)."""
 
     randomized = False
 
@@ -52,6 +53,12 @@ class JPEG(nn.Module):
 
             q = torch.full((x.shape[0],), float(self.quality), device=x.device, dtype=x.dtype)
             return jpeg_codec_differentiable(x, q).clamp(0, 1)
+        if x.requires_grad and torch.is_grad_enabled():
+            raise InputError("the real JPEG codec is not differentiable, so gradients through it would be zero and "
+                             "a gradient attack would overstate its robustness; attack it with `--threat-model "
+                             "bpda` (BPDAWrapper), or use load_defense('jpeg', differentiable=True) for kornia's "
+                             "differentiable approximation. Run it under torch.no_grad() or on x.detach() to just "
+                             "compress images")
         out = []
         for img in (x.detach().clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy():
             buf = io.BytesIO()
@@ -108,24 +115,24 @@ class MedianFilter(nn.Module):
 
 
 @DEFENSES.register("bit-reduction")
-def bit_reduction(bits: int = 4, **_: Any) -> nn.Module:
+def bit_reduction(bits: int = 4) -> nn.Module:
     """Bit-depth reduction / feature squeezing (Xu et al. 2018); bits=8 is the identity on 8-bit images."""
     return BitReduction(bits)
 
 
 @DEFENSES.register("jpeg")
-def jpeg(quality: int = 75, differentiable: bool = False, **_: Any) -> nn.Module:
+def jpeg(quality: int = 75, differentiable: bool = False) -> nn.Module:
     """JPEG compression (Dziugaite et al. 2016); real codec, or kornia's differentiable approximation."""
     return JPEG(quality, differentiable)
 
 
 @DEFENSES.register("randomization")
-def randomization(ratio: float = 331 / 299, seed: int | None = None, **_: Any) -> nn.Module:
+def randomization(ratio: float = 331 / 299, seed: int | None = None) -> nn.Module:
     """Random resizing + padding (Xie et al. 2018); randomised."""
     return Randomization(ratio, seed)
 
 
 @DEFENSES.register("median")
-def median(window: int = 3, **_: Any) -> nn.Module:
+def median(window: int = 3) -> nn.Module:
     """Median filter with a k x k window."""
     return MedianFilter(window)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+import difflib
+import inspect
+from typing import Any, Callable
 
 import torch
 from torch import nn
 
+from ..errors import InputError
 from ..registry import Registry
 from ..utils.validation import check_images
 
@@ -28,15 +31,61 @@ class NoDefense(nn.Module):
 
 
 @DEFENSES.register("none")
-def no_defense(dataset: str = "cifar10", **_: Any) -> nn.Module:
+def no_defense() -> nn.Module:
     """No defense (identity)."""
     return NoDefense()
 
 
+def _signature(factory: Callable[..., Any]) -> inspect.Signature | None:
+    try:
+        return inspect.signature(factory)
+    except (TypeError, ValueError):  # some builtins and C callables have none
+        return None
+
+
+def accepts_param(factory: Callable[..., Any], name: str) -> bool:
+    """Whether ``factory`` takes keyword ``name`` (by name or through ``**kwargs``)."""
+    sig = _signature(factory)
+    if sig is None:
+        return True
+    return name in sig.parameters or any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values())
+
+
+def param_names(factory: Callable[..., Any]) -> list[str]:
+    """The keyword parameters ``factory`` names in its signature (not ``*args`` / ``**kwargs``)."""
+    sig = _signature(factory)
+    return [] if sig is None else [n for n, p in sig.parameters.items()
+                                   if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+
+
+def check_params(factory: Callable[..., Any], params: dict[str, Any], what: str, hidden: tuple[str, ...] = (),
+                 also: tuple[str, ...] = ()) -> None:
+    """Raise :class:`InputError` if ``params`` has a keyword ``factory`` does not take, naming it and listing the
+    valid ones: ``factory``'s (less ``hidden``) and ``also`` (taken elsewhere). Factories with ``**kwargs`` accept
+    everything."""
+    sig = _signature(factory)
+    if sig is None or any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
+        return
+    valid = [*also, *(n for n in param_names(factory) if n not in hidden)]
+    unknown = [k for k in params if k not in valid and k not in hidden]
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], valid, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        listed = f"valid parameters: {', '.join(valid)}" if valid else "it takes no parameters"
+        raise InputError(f"{what} has no parameter {', '.join(map(repr, unknown))}{hint}; {listed}")
+
+
 def load_defense(name: str, dataset: str = "cifar10", device: str | torch.device = "cpu", **kwargs: Any) -> nn.Module:
-    """Build defense ``name`` for ``dataset`` (keyword arguments are the defense's parameters), in eval mode."""
-    module = DEFENSES.build(name, dataset=dataset, **kwargs)
-    module.defense_name = DEFENSES.get(name).name
+    """Build defense ``name`` for ``dataset`` (keyword arguments are the defense's parameters), in eval mode.
+
+    An unknown parameter is an :class:`InputError` that lists the valid ones; ``dataset`` reaches only the
+    factories that take it."""
+    entry = DEFENSES.get(name)
+    check_params(entry.factory, kwargs, f"defense {entry.name!r}", hidden=("dataset",))
+    if accepts_param(entry.factory, "dataset"):
+        kwargs = {"dataset": dataset, **kwargs}
+    module = entry.factory(**kwargs)
+    module.defense_name = entry.name
     return module.to(device).eval()
 
 

@@ -12,8 +12,8 @@ from ..reconstruction import RECONSTRUCTIONS, ImplicitReconstruction
 from ..resampling import ImageResampler
 from ..sampling import SAMPLERS, SampleNet
 from ..weights import WEIGHTS, load_state_dict_file, load_strict, read_sidecar, resolve_weights
-from ..errors import WeightsError
-from .registry import DEFENSES
+from ..errors import InputError, WeightsError
+from .registry import DEFENSES, check_params, param_names
 
 
 def _naive(recon: str, sampler: str, **params: Any) -> ImageResampler:
@@ -21,25 +21,25 @@ def _naive(recon: str, sampler: str, **params: Any) -> ImageResampler:
 
 
 @DEFENSES.register("nearest-si")
-def nearest_si(d: float = 1.5, **_: Any) -> ImageResampler:
+def nearest_si(d: float = 1.5) -> ImageResampler:
     """IR(nea, SAMPLER(d)): nearest reconstruction, spatially invariant shift d (Eq. 6 + 7)."""
     return _naive("nearest", "si", d=d)
 
 
 @DEFENSES.register("nearest-sv")
-def nearest_sv(gamma: float = 1.5, seed: int | None = None, **_: Any) -> ImageResampler:
+def nearest_sv(gamma: float = 1.5, seed: int | None = None) -> ImageResampler:
     """IR(nea, SAMPLER(γ)): nearest reconstruction, random per-pixel shift U(0, γ) (Eq. 6 + 8); randomised."""
     return _naive("nearest", "sv", gamma=gamma, seed=seed)
 
 
 @DEFENSES.register("bilinear-si")
-def bilinear_si(d: float = 1.5, **_: Any) -> ImageResampler:
+def bilinear_si(d: float = 1.5) -> ImageResampler:
     """IR(bil, SAMPLER(d)): bilinear reconstruction, spatially invariant shift d (Eq. 5 + 7)."""
     return _naive("bilinear", "si", d=d)
 
 
 @DEFENSES.register("bilinear-sv")
-def bilinear_sv(gamma: float = 1.5, seed: int | None = None, **_: Any) -> ImageResampler:
+def bilinear_sv(gamma: float = 1.5, seed: int | None = None) -> ImageResampler:
     """IR(bil, SAMPLER(γ)): bilinear reconstruction, random per-pixel shift U(0, γ) (Eq. 5 + 8); randomised."""
     return _naive("bilinear", "sv", gamma=gamma, seed=seed)
 
@@ -94,7 +94,7 @@ def load_irad_parts(weights: str | Path | None = None, dataset: str = "cifar10"
 
 
 @DEFENSES.register("irad")
-def irad_defense(dataset: str = "cifar10", weights: str | Path | None = None, **_: Any) -> ImageResampler:
+def irad_defense(dataset: str = "cifar10", weights: str | Path | None = None) -> ImageResampler:
     """IRAD (§4): implicit reconstruction (Eq. 9) resampled at U = G + SampleNet(F, G) (Eq. 10)."""
     recon, sampler, meta = load_irad_parts(weights, dataset)
     if sampler is None:
@@ -106,7 +106,7 @@ def irad_defense(dataset: str = "cifar10", weights: str | Path | None = None, **
 
 
 @DEFENSES.register("disco")
-def disco_defense(dataset: str = "cifar10", weights: str | Path | None = None, **_: Any) -> ImageResampler:
+def disco_defense(dataset: str = "cifar10", weights: str | Path | None = None) -> ImageResampler:
     """Implicit reconstruction without SampleNet, U = G (DISCO, Ho & Vasconcelos 2022; Table 8 'w.o. sampling')."""
     recon, _, meta = load_irad_parts(weights, dataset)
     module = ImageResampler(recon, SAMPLERS.build("identity"))
@@ -120,11 +120,22 @@ def resample_defense(dataset: str = "cifar10", reconstruction: str = "implicit",
     """Any RECONS x SAMPLER (Tables 8 and 15): e.g. reconstruction='implicit', sampler='si', d=1.5.
 
     The implicit reconstruction and SampleNet come from IRAD ``weights``; SampleNet with nearest/bilinear uses the
-    implicit encoder for its features, as in Table 15.
+    implicit encoder for its features, as in Table 15. Further keywords are the sampler's parameters; an unknown
+    one is an :class:`InputError` listing the valid ones.
     """
+    sampler_factory = SAMPLERS.get(sampler).factory
+    recon_factory = RECONSTRUCTIONS.get(reconstruction).factory  # unknown names fail before any weights load
+    if sampler == "samplenet":
+        if sampler_args:
+            raise InputError(f"defense 'resample' with sampler 'samplenet' has no parameter "
+                             f"{', '.join(map(repr, sampler_args))}; valid parameters: reconstruction, sampler, "
+                             f"weights (SampleNet comes from the IRAD weights and takes no parameters)")
+    else:
+        check_params(sampler_factory, sampler_args, f"defense 'resample' with sampler {sampler!r}",
+                     also=("reconstruction", "sampler", "weights"))
     if reconstruction == "implicit" or sampler == "samplenet":
         implicit, samplenet, _ = load_irad_parts(weights, dataset)
-    recon = implicit if reconstruction == "implicit" else RECONSTRUCTIONS.build(reconstruction)
+    recon = implicit if reconstruction == "implicit" else recon_factory()
     if sampler == "samplenet":
         if samplenet is None:
             raise WeightsError("the IRAD weights have no SampleNet")
@@ -132,5 +143,9 @@ def resample_defense(dataset: str = "cifar10", reconstruction: str = "implicit",
             samplenet.encoder = implicit.encoder
         samp = samplenet
     else:
-        samp = SAMPLERS.build(sampler, **sampler_args)
+        try:
+            samp = sampler_factory(**sampler_args)
+        except TypeError as exc:  # e.g. a value of the wrong type
+            raise InputError(f"defense 'resample': bad arguments for sampler {sampler!r} ({exc}); it takes "
+                             f"{', '.join(param_names(sampler_factory)) or 'no parameters'}") from exc
     return ImageResampler(recon, samp)

@@ -273,7 +273,12 @@ def sanity_checks(rows, cfg: EvalConfig, get_defense, x, y, dev) -> list[dict[st
         victim_n, victim_p = parse_spec(cfg.victims[0])
         model = defend(load_classifier(victim_n, cfg.dataset, victim_p.get("weights", "default"), device=dev),
                        get_defense(spec))
-        health = gradient_health(model, x[:8].to(dev), y[:8].to(dev), warn=False)
+        try:
+            health = gradient_health(model, x[:8].to(dev), y[:8].to(dev), warn=False)
+        except InputError as err:  # a defense that refuses gradients (e.g. the real JPEG codec)
+            checks.append({"check": "gradients through the defense are finite and non-zero", "defense": spec,
+                           "note": f"not differentiable: {err}", "ok": False})
+            continue
         ok = health["finite"] and health["zero_fraction"] < 0.5
         checks.append({"check": "gradients through the defense are finite and non-zero", "defense": spec, **health,
                        "ok": ok})

@@ -21,6 +21,32 @@ _EPS_SHIFT = 1e-6
 _OFFSETS = ((-1, -1), (-1, 1), (1, -1), (1, 1))
 
 
+def _floor_eps(t: torch.Tensor) -> torch.Tensor:
+    """``floor(t + eps)`` computed exactly (eps = ``_EPS_SHIFT``): ``t`` within eps below an integer counts as it.
+
+    Adding eps in floating point loses it once ``t`` is large (the fp32 spacing at 32 is 3.8e-6 > 2 eps), and a
+    round-half-to-even of ``t - 0.5 + eps`` then picks the wrong code; comparing ``round(t) - t`` (exact for the
+    values that matter) with eps does not depend on the magnitude of ``t``.
+    """
+    nearest = torch.round(t)
+    return torch.where(nearest - t <= _EPS_SHIFT, nearest, torch.floor(t))
+
+
+def _code_indices(u: torch.Tensor, size: int, offsets: tuple[int, ...]) -> dict[int, torch.Tensor]:
+    """LIIF's latent-code selection along one axis (pixel units, code k at coordinate k, cell [k - 0.5, k + 0.5)).
+
+    Offset v = -1: the code whose cell holds ``u - 0.5 + eps``, i.e. ``floor(u + eps)``; v = +1: the next code;
+    v = 0 (no local ensemble): the cell holding ``u + eps``. Clamped to the image (LIIF clamps the coordinate).
+    """
+    out: dict[int, torch.Tensor] = {}
+    if -1 in offsets or 1 in offsets:
+        lower = _floor_eps(u)
+        out[-1], out[1] = lower.clamp(0, size - 1), (lower + 1).clamp(0, size - 1)
+    if 0 in offsets:
+        out[0] = _floor_eps(u + 0.5).clamp(0, size - 1)
+    return out
+
+
 class ResBlock(nn.Module):
     def __init__(self, n_feats: int, res_scale: float = 1.0) -> None:
         super().__init__()
@@ -122,11 +148,12 @@ class LocalEnsembleMLP(nn.Module):
         _, w_rel, w_cell, bias = self._first_layer_parts()
         base = bias + (cell * 2.0) @ w_cell.T if self.cell_decode else bias
         offsets = _OFFSETS if self.local_ensemble else ((0, 0),)
+        # LIIF's rule: for offset v, the code whose cell holds the query nudged half a pixel (+ eps) towards v.
+        rows = _code_indices(coords[..., 0].detach(), h, tuple(v for v, _ in offsets))
+        cols = _code_indices(coords[..., 1].detach(), w, tuple(v for _, v in offsets))
         preds, areas = [], []
         for vr, vc in offsets:
-            # The latent code nearest to the query nudged half a pixel towards (vr, vc) (LIIF's selection rule).
-            kr = torch.round(coords[..., 0].detach() + 0.5 * vr + _EPS_SHIFT).clamp_(0, h - 1)
-            kc = torch.round(coords[..., 1].detach() + 0.5 * vc + _EPS_SHIFT).clamp_(0, w - 1)
+            kr, kc = rows[vr], cols[vc]
             index = kr.long() * w + kc.long()
             q_feat = torch.gather(flat, 2, index.unsqueeze(1).expand(n, c, index.shape[1])).transpose(1, 2)
             rel = torch.stack((coords[..., 0] - kr, coords[..., 1] - kc), dim=-1) * 2.0

@@ -46,25 +46,25 @@ class SpatiallyInvariantSampler(Sampler):
 
 @SAMPLERS.register("sv")
 class SpatiallyVariantSampler(Sampler):
-    """Eq. 8: U[i, j] = G[i, j] + [d1, d2], d1, d2 ~ U(0, γ) drawn per pixel and per call (randomised).
+    """Eq. 8: U[i, j] = G[i, j] + [d1, d2], d1, d2 ~ U(0, γ) drawn per pixel (randomised).
 
-    ``seed`` makes the draws reproducible: the generator is re-seeded at every call when ``fixed_seed`` is True,
-    otherwise it advances (a fresh shift each call, reproducible as a sequence).
+    ``seed`` makes the draws reproducible: the generator is re-seeded with ``seed`` at every call, so the shift
+    depends only on the seed and the call's batch shape (and device), never on how many batches came before: a
+    resumed or re-ordered evaluation gives the same result. Consequently two calls on the same batch shape get
+    the same shifts (a seeded sampler is deterministic per call, so EOT over repeated calls sees one draw), while
+    images within a batch still get different shifts. ``seed=None`` draws from the global generator instead.
     """
 
     randomized = True
 
-    def __init__(self, gamma: float = 1.5, seed: int | None = None, fixed_seed: bool = False) -> None:
+    def __init__(self, gamma: float = 1.5, seed: int | None = None) -> None:
         super().__init__()
-        self.gamma, self.seed, self.fixed_seed = float(gamma), seed, fixed_seed
-        self._generator: torch.Generator | None = None
+        self.gamma, self.seed = float(gamma), seed
 
     def _gen(self, device: torch.device) -> torch.Generator | None:
         if self.seed is None:
             return None
-        if self._generator is None or self.fixed_seed or self._generator.device != device:
-            self._generator = torch.Generator(device=device).manual_seed(self.seed)
-        return self._generator
+        return torch.Generator(device=device).manual_seed(self.seed)
 
     def forward(self, phi: ContinuousImage, grid: torch.Tensor) -> torch.Tensor:
         shift = torch.rand(grid.shape, generator=self._gen(grid.device), device=grid.device, dtype=grid.dtype)

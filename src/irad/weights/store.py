@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import pickle
+import re
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from safetensors.torch import save as save_safetensors
 
 from ..errors import WeightsError
 from ..registry import Registry
-from ..utils.io import atomic_save_json, sha256_file
+from ..utils.io import atomic_write_files, sha256_file
 
 
 @dataclass(frozen=True)
@@ -101,7 +105,9 @@ def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """Load a state dict from ``.safetensors`` or a PyTorch pickle (``.pt``/``.pth``/``.th``).
 
     Checks the sidecar's sha256 when there is one. Unwraps ``{"state_dict": ...}`` and strips ``module.``
-    (DataParallel) prefixes.
+    (DataParallel) prefixes. Pickles are read with ``weights_only=True``; one that holds other Python objects is
+    unpickled in full only when its sha256 is in the catalogue (a known third-party checkpoint), since unpickling
+    can run arbitrary code; any other such file is a :class:`WeightsError` saying how to convert it.
     """
     path = Path(path)
     if not path.is_file():
@@ -113,10 +119,9 @@ def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         if path.suffix == ".safetensors":
             sd: Any = load_file(str(path))
         else:
-            try:
-                sd = torch.load(path, map_location="cpu", weights_only=True)
-            except Exception:  # noqa: BLE001 - old pickles with numpy scalars need the full unpickler
-                sd = torch.load(path, map_location="cpu", weights_only=False)
+            sd = _load_pickle(path)
+    except WeightsError:
+        raise
     except Exception as exc:  # noqa: BLE001
         raise WeightsError(f"cannot read weight file {str(path)!r} ({type(exc).__name__}: {exc}); it is corrupted "
                            f"or not a PyTorch/safetensors file") from exc
@@ -125,6 +130,36 @@ def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
         raise WeightsError(f"{path} does not hold a state dict of tensors")
     return {k.removeprefix("module."): v for k, v in sd.items()}
+
+
+def catalogued_checksums() -> set[str]:
+    """sha256 of every catalogued weight file and of the third-party originals they are converted from."""
+    sums: set[str] = set()
+    for name in WEIGHTS.names():
+        spec = WEIGHTS.get(name).factory()
+        sums.update(s for s in (spec.sha256, spec.meta.get("original_sha256")) if s)
+    return sums
+
+
+def _load_pickle(path: Path) -> Any:
+    """``torch.load`` with ``weights_only=True``; the full unpickler only for catalogued checkpoints."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        found = re.search(r"(?:GLOBAL|[Uu]nsupported class) ([\w.]+)", str(exc))
+        if found is None:  # not a disallowed object: the file is damaged or not a pickle
+            why = re.search(r"WeightsUnpickler error:\s*(.+)", str(exc))
+            raise WeightsError(f"cannot read weight file {str(path)!r} ({why.group(1).strip() if why else exc}); "
+                               f"it is corrupted or not a PyTorch/safetensors file") from exc
+        if sha256_file(path) in catalogued_checksums():  # a known third-party checkpoint, verified byte for byte
+            return torch.load(path, map_location="cpu", weights_only=False)
+        raise WeightsError(
+            f"{path} contains pickled Python objects besides tensors (e.g. {found.group(1)}). Unpickling "
+            f"them can run arbitrary code, so irad does it only for catalogued third-party checkpoints whose sha256 "
+            f"it has verified. Convert the file once to safetensors: for registered weights run `irad weights "
+            f"import NAME {path}`; for a file you trust, load it yourself with torch.load(path, weights_only=False) "
+            f"and write its state dict with irad.weights.save_weights(state_dict, 'name.safetensors', meta)."
+        ) from exc
 
 
 def load_strict(module: torch.nn.Module, state_dict: dict[str, torch.Tensor], what: str) -> None:
@@ -150,20 +185,17 @@ def load_strict(module: torch.nn.Module, state_dict: dict[str, torch.Tensor], wh
 
 
 def save_weights(state_dict: dict[str, torch.Tensor], path: str | os.PathLike, meta: dict[str, Any]) -> str:
-    """Write ``path`` (.safetensors) atomically and its JSON sidecar with the file's sha256; return the sha256."""
+    """Write ``path`` (.safetensors) and its JSON sidecar with the file's sha256 atomically (temporary files, then
+    ``os.replace``; a failure while writing leaves the old files as they were); return the sha256."""
     path = Path(path)
     if path.suffix != ".safetensors":
         raise WeightsError(f"weights are saved as .safetensors, got {path.name}")
     tensors = {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.partial")  # safetensors writes by name: write aside, then rename
-    try:
-        save_file(tensors, str(tmp))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    digest = sha256_file(path)
-    atomic_save_json({**meta, "sha256": digest}, path.with_suffix(".json"))
+    data = save_safetensors(tensors)
+    digest = hashlib.sha256(data).hexdigest()
+    sidecar = json.dumps({**meta, "sha256": digest}, indent=2) + "\n"
+    # Both files are written in full beside their targets before either is renamed into place.
+    atomic_write_files({path: data, path.with_suffix(".json"): sidecar.encode()})
     return digest
 
 

@@ -352,6 +352,19 @@ def test_a_non_differentiable_defense_is_reported_not_fatal(tmp_path):
     assert len(jpeg) == 1 and not jpeg[0]["ok"] and "bpda" in jpeg[0]["note"]
 
 
+def test_sanity_checks_flag_robust_accuracy_above_standard_accuracy():
+    def row(defense, sa, ra):
+        return {"victim": "v", "defense": defense, "threat_model": "bpda", "attack": "pgd", "eps": EPS,
+                "SA": sa, "RA": ra, "evaluations": 200}
+
+    rows = [row("shift", 83.0, 93.5), row("fine", 83.0, 83.5), row("none", 10.0, 50.0)]
+    with pytest.warns(UserWarning, match="RA not above SA"):
+        checks = runner.sanity_checks(rows, EvalConfig(defenses=["none"]), None, None, None, "cpu")
+    flagged = [c for c in checks if c["check"].startswith("RA not above SA")]
+    assert [c["defense"] for c in flagged] == ["shift"]  # 83.5 is within one image of 83.0; 'none' is not judged
+    assert "full-gradient" in flagged[0]["hint"]
+
+
 def test_reports_are_written(multi):
     out, rows = multi
     for name in ("results.md", "results.csv", "results.json"):

@@ -258,6 +258,13 @@ def sanity_checks(rows, cfg: EvalConfig, get_defense, x, y, dev) -> list[dict[st
             ok = r["RA"] <= 2.0
             checks.append({"check": "undefended model falls under AutoAttack", "victim": r["victim"],
                            "eps": r["eps"], "RA": r["RA"], "ok": ok})
+    for r in rows:
+        if r["defense"] != "none" and r["RA"] > r["SA"] + 100.0 / r["evaluations"]:  # more than one image
+            checks.append({"check": "RA not above SA (else the attack is weaker than the defense's own error)",
+                           "victim": r["victim"], "defense": r["defense"], "threat_model": r["threat_model"],
+                           "SA": r["SA"], "RA": r["RA"], "ok": False,
+                           "hint": "the attack's gradients miss the defense (e.g. BPDA's identity backward for a "
+                                   "shift); attack it with the full-gradient threat model if it is differentiable"})
     groups: dict[tuple, list] = {}
     for r in rows:
         groups.setdefault((r["victim"], r["defense"], r["threat_model"], r["attack"]), []).append(r)

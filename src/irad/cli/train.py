@@ -1,4 +1,5 @@
-"""``irad train ...``: classifiers, the implicit representation, SampleNet, adversarial training pairs."""
+"""``irad train ...``: classifiers, the implicit representation, SampleNet, adversarial training pairs, the STL
+dictionary."""
 
 from __future__ import annotations
 
@@ -131,3 +132,34 @@ def train_samplenet_cmd(implicit_weights, pairs, val_pairs, surrogate, surrogate
                           batch_size=batch_size or 400, lr=lr, train_limit=train_limit, val_images=val_images,
                           checkpoint_every=checkpoint_every, amp=amp, seed=seed)
     click.echo(f"weights: {train_samplenet(cfg, out, data_root=data_root, device=device)}")
+
+
+@train.command("stl")
+@click.option("--dataset", default="cifar10")
+@click.option("--atoms", type=click.IntRange(min=1), default=64, help="Number of convolutional filters K.")
+@click.option("--size", type=click.IntRange(min=1), default=7, help="Filter size s (filters are 3 x s x s).")
+@click.option("--lam", type=click.FloatRange(min=0), default=0.1,
+              help="Sparsity weight of the codes (training and the defense's default).")
+@click.option("--lowpass", type=click.FloatRange(min=0), default=5.0,
+              help="Tikhonov weight of the low/high-frequency split.")
+@click.option("--iterations", type=click.IntRange(min=1), default=60, help="FISTA steps of the defense.")
+@click.option("--train-iterations", type=click.IntRange(min=1), default=40, help="FISTA steps per training batch.")
+@click.option("--images", type=click.IntRange(min=1), default=4000, help="Use the first N training images.")
+@click.option("--steps", type=click.IntRange(min=1), default=500, help="Dictionary updates.")
+@click.option("--crop", type=click.IntRange(min=1), default=16, help="Random crop size of the training images.")
+@click.option("--lr", type=float, default=0.01, help="Adam learning rate (cosine decay to 0).")
+@click.option("--val-images", type=click.IntRange(min=1), default=64, help="Validation images for the PSNR log.")
+@click.option("--val-size", type=click.IntRange(min=1), default=5000, help="Held-out tail of the training set.")
+@click.option("--eval-every", type=click.IntRange(min=1), default=100)
+@click.option("--out", type=click.Path(file_okay=False), required=True, help="Run folder (resumes if present).")
+@common_options
+@friendly_errors
+def train_stl_cmd(dataset, atoms, size, lam, lowpass, iterations, train_iterations, images, steps, crop, lr,
+                  val_images, val_size, eval_every, out, device, seed, batch_size, data_root) -> None:
+    """Learn the convolutional dictionary of the STL baseline (Sun et al. 2019); writes OUT/stl.safetensors."""
+    from ..training.stl import STLConfig, train_stl
+
+    cfg = STLConfig(dataset=dataset, atoms=atoms, size=size, lam=lam, lowpass=lowpass, iterations=iterations,
+                    train_iterations=train_iterations, images=images, steps=steps, batch_size=batch_size or 32,
+                    crop=crop, lr=lr, val_images=val_images, val_size=val_size, eval_every=eval_every, seed=seed)
+    click.echo(f"weights: {train_stl(cfg, out, data_root=data_root, device=device)}")

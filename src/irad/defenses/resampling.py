@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +10,7 @@ import torch
 from ..reconstruction import RECONSTRUCTIONS, ImplicitReconstruction
 from ..resampling import ImageResampler
 from ..sampling import SAMPLERS, SampleNet
-from ..weights import WEIGHTS, load_state_dict_file, load_strict, read_sidecar, resolve_weights
+from ..weights import load_defense_weights, load_strict
 from ..errors import InputError, WeightsError
 from .registry import DEFENSES, check_params, param_names
 
@@ -45,26 +44,8 @@ def bilinear_sv(gamma: float = 1.5, seed: int | None = None) -> ImageResampler:
 
 
 def _irad_weights(weights: str | Path | None, dataset: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """State dict and metadata of an IRAD weight file (registered name, 'default', or a path)."""
-    if weights is None or weights == "default":
-        names = [n for n in WEIGHTS.names() if WEIGHTS.get(n).factory().kind == "defense"
-                 and WEIGHTS.get(n).factory().arch == "irad"]
-        matching = [n for n in names if WEIGHTS.get(n).factory().dataset == dataset]
-        if not matching:
-            if not names:
-                raise WeightsError("no IRAD weights are registered; train them with `irad train implicit` and "
-                                   "`irad train samplenet`, then pass weights=PATH")
-            warnings.warn(f"no IRAD weights trained on {dataset}; using {names[0]} (the paper's Table 6 shows "
-                          f"IRAD transfers across datasets)", stacklevel=3)
-            matching = names
-        weights = matching[0]
-    if isinstance(weights, str) and not Path(weights).suffix:
-        spec, path = resolve_weights(weights)
-        meta = {**spec.meta, **read_sidecar(path)}
-    else:
-        path = Path(weights)
-        meta = read_sidecar(path)
-    return load_state_dict_file(path), meta
+    """State dict and metadata of an IRAD weight file (registered name, 'default'/None, or a path)."""
+    return load_defense_weights("irad", weights, dataset, "train them with `irad train implicit` and `irad train samplenet`")
 
 
 def build_resampler(spec: dict[str, Any]) -> ImageResampler:

@@ -54,3 +54,11 @@ _add(PretrainedWeights(
      "val_accuracy": 0.9068, "source": "this project: `irad train classifier --arch fastnet --epochs 8` on 45,000 "
      "CIFAR-10 training images, 2 CPU cores (log: docs/training/fastnet-irad-cifar10)", "license": "MIT"},
 ))
+_add(PretrainedWeights(
+    "stl-cifar10-cpu", "stl-cifar10-cpu.safetensors",
+    "a3b486e6454c919a04cab7d840212d9cc50262a23bd244ba9c207ef371899977", "defense", "cifar10", "stl",
+    {"settings": {"lam": 0.1, "iterations": 60, "lowpass": 5.0, "atoms": 64, "size": 7}, "val_psnr": 32.557,
+     "source": "this project: `irad train stl --data ../shared/data --out runs/stl-cifar10 --device cpu` (64 atoms "
+     "3x7x7, 500 Adam steps of 32 random 16x16 crops of the first 4,000 CIFAR-10 training images, 1 CPU thread, "
+     "8.5 min; log: docs/training/stl-cifar10-cpu)", "license": "MIT"},
+))

@@ -7,6 +7,7 @@ import json
 import os
 import pickle
 import re
+import warnings
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -215,3 +216,30 @@ def import_weights(name: str, source: str | os.PathLike, out_dir: str | os.PathL
     save_weights(sd, target, {"name": name, "kind": spec.kind, "arch": spec.arch, "dataset": spec.dataset,
                               **meta, "converted_from_sha256": expected})
     return target
+
+
+def load_defense_weights(arch: str, weights: str | Path | None, dataset: str, train_hint: str
+                         ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """State dict and metadata of a trained defense of ``arch`` ("irad", "stl", ...): a registered name, a path, or
+    ``None``/"default" for the first registered file for ``dataset`` (else, with a warning, for another dataset).
+    ``train_hint`` says how to make one when none is registered."""
+    if weights is None or weights == "default":
+        specs = [WEIGHTS.get(n).factory() for n in WEIGHTS.names()]
+        names = [w.name for w in specs if w.kind == "defense" and w.arch == arch]
+        matching = [w.name for w in specs if w.name in names and w.dataset == dataset]
+        if not matching:
+            if not names:
+                raise WeightsError(f"no {arch} weights are registered; {train_hint}, then pass weights=PATH")
+            warnings.warn(f"no {arch} weights trained on {dataset}; using {names[0]}", stacklevel=3)
+            matching = names
+        weights = matching[0]
+    if isinstance(weights, str) and not Path(weights).suffix:
+        spec, path = resolve_weights(weights)
+        meta = {**spec.meta, **read_sidecar(path)}
+    else:
+        path = Path(weights)
+        meta = read_sidecar(path)
+    if meta.get("arch", arch) != arch:
+        raise WeightsError(f"{path} holds {meta.get('kind', '')} weights of arch {meta['arch']!r}, not {arch}; "
+                           f"{train_hint}")
+    return load_state_dict_file(path), meta

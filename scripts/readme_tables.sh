@@ -8,7 +8,7 @@ set -euo pipefail
 IRAD=${IRAD:-.venv/bin/irad}
 OUT=${OUT:-results}
 CACHE="$OUT/cache"
-CLASSIC=(--defense bit-reduction --defense jpeg --defense randomization --defense median)
+CLASSIC=(--defense bit-reduction --defense jpeg --defense randomization --defense median --defense stl)
 NAIVE=(--defense nearest-si --defense nearest-sv --defense bilinear-si --defense bilinear-sv)
 STEPS=("$@")
 [ ${#STEPS[@]} -eq 0 ] && STEPS=(table2 table8 table1 table15 table3 table5 table2-r18)

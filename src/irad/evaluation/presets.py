@@ -15,7 +15,7 @@ from typing import Any
 
 VICTIMS = ["resnet20", "resnet32", "resnet18"]
 NAIVE = ["nearest-si", "nearest-sv", "bilinear-si", "bilinear-sv"]
-CLASSIC = ["bit-reduction", "jpeg", "randomization", "median"]
+CLASSIC = ["bit-reduction", "jpeg", "randomization", "median", "stl"]
 
 # defense -> (SA, RA) on CIFAR-10 from the paper.
 PAPER: dict[str, dict[str, tuple[float, float]]] = {

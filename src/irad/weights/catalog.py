@@ -62,3 +62,11 @@ _add(PretrainedWeights(
      "3x7x7, 500 Adam steps of 32 random 16x16 crops of the first 4,000 CIFAR-10 training images, 1 CPU thread, "
      "8.5 min; log: docs/training/stl-cifar10-cpu)", "license": "MIT"},
 ))
+_add(PretrainedWeights(
+    "irad-cifar10-cpu", "irad-cifar10-cpu.safetensors",
+    "1538b9491fafe25d0c0521e855bece4dce00957ede26c937f2728d73b1c17947", "defense", "cifar10", "irad",
+    {"source": "this project: scripts/recipe_cpu.sh (REDUCED scale: PGD-10 pairs on 3,000 CIFAR-10 training images "
+               "crafted on ResNet-20, implicit 3+4 epochs with 256 queries/image, SampleNet 0.8 epoch), 2 CPU cores; "
+               "logs in docs/training/irad-cifar10-cpu", "license": "MIT", "val_psnr": 32.73,
+     "val_clean_acc_resnet20": 0.86, "val_adv_acc_resnet20": 0.48},
+))

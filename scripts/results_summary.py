@@ -1,0 +1,72 @@
+"""Condense the folders written by scripts/readme_tables.sh into the README's tables (one row per defense, one
+"SA / RA" column per victim, the paper's CIFAR-10 figures last).
+
+    python scripts/results_summary.py [RESULTS_DIR]  > docs/results.md
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from irad.evaluation.presets import paper_figures
+
+TITLES = {
+    "table2": "Table 2: oblivious AutoAttack (standard), ε = 8/255",
+    "table2-r18": "Table 2 on the ResNet-18 victim",
+    "table8": "Table 8: sampling ablation (implicit reconstruction), oblivious AutoAttack",
+    "table1": "Table 1: naive resampling, oblivious AutoAttack",
+    "table15": "Table 15: SampleNet with other reconstructions (IRAD's SampleNet transferred), oblivious AutoAttack",
+    "table3": "Table 3: adaptive BPDA, PGD-20 (EOT over 8 passes for randomized defenses)",
+    "table5": "Table 5: full-gradient AutoAttack through the whole pipeline",
+    "table5-naive": "Full-gradient AutoAttack on the naive shifts",
+}
+PRESET = {"table2-r18": "table2", "table5-naive": "table5", "table1": None}
+
+
+def summarise(folder: Path) -> str:
+    data = json.loads((folder / "results.json").read_text())
+    rows = data["rows"]
+    preset = PRESET.get(folder.name, folder.name)
+    victims = sorted({r["victim"] for r in rows}, key=lambda v: (v != "resnet32", v))
+    defenses = list(dict.fromkeys(r["defense"] for r in rows))
+    marked = {r["victim"] for r in rows if r.get("victim_in_training")}
+    head = [f"{v}{' †' if v in marked else ''} SA / RA" for v in victims]
+    lines = ["| defense | " + " | ".join(head) + " | paper SA / RA |", "|---" * (len(victims) + 2) + "|"]
+    for d in defenses:
+        cells = []
+        for v in victims:
+            match = [r for r in rows if r["victim"] == v and r["defense"] == d]
+            cells.append(" ; ".join(f"{r['SA']:.1f} / {r['RA']:.1f}" for r in match) or "—")
+        sa, ra = paper_figures(preset, d, "autoattack") if preset else (None, None)
+        lines.append(f"| `{d}` | " + " | ".join(cells) + f" | {'—' if sa is None else f'{sa:.2f} / {ra:.2f}'} |")
+    any_row = rows[0]
+    n = sorted({r["n"] for r in rows})
+    note = (f"\n{any_row['dataset']}/{any_row['split']} images {any_row['start']}..{any_row['start'] + n[-1] - 1} "
+            f"(n = {', '.join(map(str, n))}), seed {any_row['seed']}, attack `{any_row['attack_used']}`, threat model "
+            f"`{any_row['threat_model']}`; randomized defenses averaged over {max(r['repeats'] for r in rows)} "
+            f"evaluations. Device: {any_row['device']}.")
+    if marked:
+        note += (" † the shipped IRAD was trained against this victim (its PGD pairs and SampleNet loss used its "
+                 "gradients): white-box with respect to training.")
+    failed = [c for c in data.get("sanity", []) if not c["ok"]]
+    if failed:
+        note += " Sanity flags: " + "; ".join(
+            f"{c['check']} ({c.get('defense') or c.get('victim')}"
+            + (f", {c['victim']}" if c.get("defense") and c.get("victim") else "") + ")" for c in failed) + "."
+    return "\n".join(lines) + "\n" + note + "\n"
+
+
+def main() -> None:
+    root = Path(sys.argv[1] if len(sys.argv) > 1 else "results")
+    for name, title in TITLES.items():
+        if (root / name / "results.json").is_file():
+            print(f"#### {title}\n\n{summarise(root / name)}")
+    timings = root / "timings.txt"
+    if timings.is_file():
+        print("Wall times (2-core CPU, one thread per run):\n\n```\n" + timings.read_text().strip() + "\n```")
+
+
+if __name__ == "__main__":
+    main()

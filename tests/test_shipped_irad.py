@@ -1,0 +1,56 @@
+"""The shipped IRAD weights (CPU recipe, scripts/recipe_cpu.sh): found by default, checksum-verified, and doing what a
+purifier must do on images it never saw during training (the shipped test sample), against a victim (ResNet-32)
+that was not used to train it."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import irad
+from irad.attacks import build_attack
+from irad.weights import WEIGHTS
+
+pytestmark = pytest.mark.usefixtures("clean_env")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def images() -> tuple[torch.Tensor, torch.Tensor]:
+    return irad.load_dataset("cifar10", "test").tensors(32, 500)  # images the tables' first 500 do not hold
+
+
+def test_the_default_irad_is_the_shipped_file_and_is_verified():
+    defense = irad.load_defense("irad")
+    assert defense.meta["sha256"] == WEIGHTS.get("irad-cifar10-cpu").factory().sha256
+    assert "resnet32" not in defense.meta["trained_against"]
+
+
+def test_shipped_implicit_reconstruction_keeps_clean_images(images):
+    x, _ = images
+    with torch.no_grad():
+        out = irad.load_defense("disco")(x)
+    psnr = -10 * torch.log10(((out - x) ** 2).mean(dim=(1, 2, 3)))
+    assert out.shape == x.shape and psnr.mean() > 28.0  # validation (adversarial in, clean out) reached 32.7 dB
+
+
+def test_shipped_irad_restores_accuracy_under_pgd_on_an_unseen_victim(images):
+    x, y = images
+    victim = irad.load_classifier("resnet32", weights="default")
+    adv = build_attack("pgd", victim, eps=8 / 255, seed=0, steps=10)(x, y)
+    assert (adv - x).abs().max() <= 8 / 255 + 1e-6
+    defended = irad.defend(victim, irad.load_defense("irad"))
+    with torch.no_grad():
+        undefended_acc = (victim(adv).argmax(1) == y).float().mean().item()
+        defended_acc = (defended(adv).argmax(1) == y).float().mean().item()
+        clean_acc = (defended(x).argmax(1) == y).float().mean().item()
+    assert undefended_acc <= 0.05  # the attack works on the bare victim
+    assert defended_acc >= 0.25  # oblivious setting: the purifier undoes a real share of it
+    assert clean_acc >= 0.70

@@ -63,9 +63,10 @@ def main() -> None:
     for name, title in TITLES.items():
         if (root / name / "results.json").is_file():
             print(f"#### {title}\n\n{summarise(root / name)}")
-    timings = root / "timings.txt"
-    if timings.is_file():
-        print("Wall times (2-core CPU, one thread per run):\n\n```\n" + timings.read_text().strip() + "\n```")
+    text = "\n".join(f.read_text().strip() for f in (root / "timings.txt", root / "timings-partial.txt")
+                     if f.is_file())
+    if text:
+        print("Wall times (2-core CPU shared by 2-3 runs, one thread each):\n\n```\n" + text + "\n```")
 
 
 if __name__ == "__main__":

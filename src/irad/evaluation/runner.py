@@ -160,13 +160,21 @@ def evaluate(cfg: EvalConfig, out: str | Path, data_root=None, device=None, prog
             total += _correct(defend(victim, defense), images, y, cfg.batch_size, dev)
         return total, reps
 
+    victims: dict[str, torch.nn.Module] = {}
+
+    def get_victim(spec: str) -> torch.nn.Module:
+        if spec not in victims:
+            name, params = parse_spec(spec)
+            victims[spec] = load_classifier(name, cfg.dataset, params.get("weights", "default"), device=dev)
+        return victims[spec]
+
     jobs = [(v, tm, a, e) for v in cfg.victims for tm in cfg.threat_models for a in cfg.attacks for e in eps_list]
     bar = tqdm(total=len(jobs) * len(cfg.defenses), desc="evaluate", disable=not progress)
     surrogate_model = None
     current_keys: list[str] = []
     for victim_name, tm, attack_spec, eps in jobs:
-        victim_n, victim_p = parse_spec(victim_name)
-        victim = load_classifier(victim_n, cfg.dataset, victim_p.get("weights", "default"), device=dev)
+        victim_n = parse_spec(victim_name)[0]
+        victim = get_victim(victim_name)
         threat = THREAT_MODELS.get(tm).factory()
         if tm == "transfer" and surrogate_model is None:
             s_n, s_p = parse_spec(cfg.surrogate)
@@ -174,7 +182,8 @@ def evaluate(cfg: EvalConfig, out: str | Path, data_root=None, device=None, prog
         victim_id = f"{victim_name}@{_short(victim.weights_sha256)}"
         for defense_spec in cfg.defenses:
             defense = get_defense(defense_spec)
-            defense_id = f"{defense_spec}@{_short(getattr(defense, 'meta', {}).get('sha256'))}"
+            defense_meta = getattr(defense, "meta", {})
+            defense_id = f"{defense_spec}@{_short(defense_meta.get('sha256'))}"
             a_name, a_params = parse_spec(attack_spec)
             # e.g. AutoAttack 'rand' (EOT) instead of 'standard' for randomized defenses under full-gradient
             used_attack = spec_label(threat.attack_name(a_name, defense), a_params)
@@ -208,7 +217,7 @@ def evaluate(cfg: EvalConfig, out: str | Path, data_root=None, device=None, prog
             n_eval = len(x) * reps
             asr_den = int(clean_ok.sum())
             asr_num = int(np.minimum(clean_ok, reps - adv_ok).sum())
-            trained_against = getattr(defense, "meta", {}).get("trained_against") or []
+            trained_against = defense_meta.get("trained_against") or []
             if victim_n in trained_against:
                 warnings.warn(f"the victim {victim_n!r} is a classifier the {defense_spec!r} defense was trained "
                               "against: its rows are marked 'victim_in_training' (white-box w.r.t. training)",
@@ -216,7 +225,7 @@ def evaluate(cfg: EvalConfig, out: str | Path, data_root=None, device=None, prog
             row = {"key": row_key, "victim": victim_name, "defense": defense_spec, "threat_model": tm,
                    "attack": attack_spec, "attack_used": used_attack, "eps": eps, **common, "repeats": reps,
                    "crafted_on": crafted_on, "victim_weights": victim.weights_sha256,
-                   "defense_weights": getattr(defense, "meta", {}).get("sha256"),
+                   "defense_weights": defense_meta.get("sha256"),
                    "victim_in_training": victim_n in trained_against,
                    "clean_correct": int(clean_ok.sum()), "adv_correct": int(adv_ok.sum()), "evaluations": n_eval,
                    "asr_num": asr_num, "asr_den": asr_den, "attack_seconds": round(attack_seconds, 2),
@@ -226,7 +235,7 @@ def evaluate(cfg: EvalConfig, out: str | Path, data_root=None, device=None, prog
     bar.close()
     # Report this configuration's rows only; rows of earlier configurations stay in results.json.
     rows = [store.rows[k] for k in current_keys]
-    store.sanity = sanity_checks(rows, cfg, get_defense, x, y, dev)
+    store.sanity = sanity_checks(rows, cfg, get_defense, x, y, dev, get_victim)
     store.save()
     from .report import write_reports
 
@@ -247,7 +256,7 @@ def _with_rates(row: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def sanity_checks(rows, cfg: EvalConfig, get_defense, x, y, dev) -> list[dict[str, Any]]:
+def sanity_checks(rows, cfg: EvalConfig, get_defense, x, y, dev, get_victim=None) -> list[dict[str, Any]]:
     """Checks reported with every run: undefended models fall under AutoAttack, RA does not rise with ε,
     gradients through each defense are finite and mostly non-zero (else: gradient masking, use BPDA)."""
     from ..attacks import gradient_health
@@ -274,12 +283,15 @@ def sanity_checks(rows, cfg: EvalConfig, get_defense, x, y, dev) -> list[dict[st
             slack = 100.0 / rs[0]["evaluations"]  # one image
             ok = all(b["RA"] <= a["RA"] + slack for a, b in zip(rs, rs[1:]))
             checks.append({"check": "RA does not rise with eps", "group": list(key), "ok": ok})
-    for spec in cfg.defenses:
-        if spec == "none":
-            continue
-        victim_n, victim_p = parse_spec(cfg.victims[0])
-        model = defend(load_classifier(victim_n, cfg.dataset, victim_p.get("weights", "default"), device=dev),
-                       get_defense(spec))
+    probed = [spec for spec in cfg.defenses if spec != "none"]
+    if probed:
+        if get_victim is None:
+            victim_n, victim_p = parse_spec(cfg.victims[0])
+            victim = load_classifier(victim_n, cfg.dataset, victim_p.get("weights", "default"), device=dev)
+        else:
+            victim = get_victim(cfg.victims[0])
+    for spec in probed:
+        model = defend(victim, get_defense(spec))
         try:
             health = gradient_health(model, x[:8].to(dev), y[:8].to(dev), warn=False)
         except InputError as err:  # a defense that refuses gradients (e.g. the real JPEG codec)

@@ -224,9 +224,10 @@ def load_defense_weights(arch: str, weights: str | Path | None, dataset: str, tr
     ``None``/"default" for the first registered file for ``dataset`` (else, with a warning, for another dataset).
     ``train_hint`` says how to make one when none is registered."""
     if weights is None or weights == "default":
-        specs = [WEIGHTS.get(n).factory() for n in WEIGHTS.names()]
-        names = [w.name for w in specs if w.kind == "defense" and w.arch == arch]
-        matching = [w.name for w in specs if w.name in names and w.dataset == dataset]
+        candidates = [w for w in (WEIGHTS.get(n).factory() for n in WEIGHTS.names())
+                      if w.kind == "defense" and w.arch == arch]
+        names = [w.name for w in candidates]
+        matching = [w.name for w in candidates if w.dataset == dataset]
         if not matching:
             if not names:
                 raise WeightsError(f"no {arch} weights are registered; {train_hint}, then pass weights=PATH")

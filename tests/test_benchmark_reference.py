@@ -102,3 +102,40 @@ def test_cli_bench_reference(weights, tmp_path):
     assert res.exit_code == 0, res.output
     assert "speed-up" in res.output and "OK" in res.output
     assert json.loads(out.read_text())["info"]["model"]["weights"] == str(weights)
+
+
+def _small_pair(weights):
+    from irad.benchmarking_reference import load_pair
+
+    return load_pair(weights, torch.device("cpu"))
+
+
+def test_training_benchmark_agrees_with_the_reference_and_reports_throughput(weights):
+    from irad.benchmarking_training import GRAD_RTOL, format_training_markdown, run_training_benchmark
+
+    pair = _small_pair(weights)
+    before = {n: p.detach().clone() for n, p in pair["irad"].named_parameters()}
+    rows = run_training_benchmark(pair, torch.device("cpu"), batch=2, image_size=7, queries=20, repeats=1, seed=0,
+                                  log=lambda *_: None)
+    assert [r["stage"].split()[0] for r in rows] == ["implicit", "SampleNet"]
+    for r in rows:
+        c = r["check"]
+        assert c["ok"] and c["loss_rel_diff"] <= GRAD_RTOL and c["grad_rel_diff"] <= GRAD_RTOL
+        assert c["loss_ours"] > 0 and r["irad"]["images_per_s"] > 0 and r["reference"]["images_per_s"] > 0
+    # the timed Adam steps trained the module the loss was computed from (each stage its own parameters)
+    after = dict(pair["irad"].named_parameters())
+    changed = {n for n in before if not torch.equal(before[n], after[n].detach())}
+    assert any(n.startswith("reconstruction.encoder") for n in changed)
+    assert any(n.startswith("sampler.net") for n in changed)
+    assert "| SampleNet (CE, ResNet-20) | 2 |" in format_training_markdown(rows, "cpu", 7)
+
+
+def test_training_agreement_check_detects_a_different_reference(weights, monkeypatch):
+    import irad.benchmarking_training as bt
+
+    real = bt.liif_query
+    monkeypatch.setattr(bt, "liif_query", lambda *a, **k: real(*a, **k) * 1.001)
+    rows = bt.run_training_benchmark(_small_pair(weights), torch.device("cpu"), batch=2, image_size=6, queries=10,
+                                     repeats=1, seed=0, log=lambda *_: None)
+    assert not rows[0]["check"]["ok"]
+    assert rows[1]["check"]["ok"]  # SampleNet's reference does not go through the patched name

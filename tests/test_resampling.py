@@ -126,19 +126,36 @@ def _liif_reference(feat, coord_norm, cell_norm, mlp):
     return sum(p * (a / tot).unsqueeze(-1) for p, a in zip(preds, areas))
 
 
-def test_local_ensemble_matches_liif_reference():
+@pytest.mark.parametrize("chunk_rows", [None, 5, 8])
+@pytest.mark.parametrize("cell_px", [None, 0.5])
+def test_local_ensemble_matches_liif_reference(chunk_rows, cell_px, monkeypatch):
+    """Values and gradients (to features, coordinates and weights) against LIIF's query, also when the queries are
+    cut into chunks that straddle images (``CPU_CHUNK_ROWS``) and with a per-query cell (super-resolution)."""
+    import irad.reconstruction.implicit as implicit
+
+    if chunk_rows:
+        monkeypatch.setattr(implicit, "CPU_CHUNK_ROWS", chunk_rows)
     torch.manual_seed(1)
     h, w, c = 5, 6, 4
     net = LocalEnsembleMLP(c, 3, (16, 16)).double()
     for p in net.parameters():
         p.data.normal_(0, 0.5)
-    feat = torch.randn(2, c, h, w, dtype=torch.float64)
+    feat = torch.randn(2, c, h, w, dtype=torch.float64, requires_grad=True)
     coords = torch.rand(2, 13, 1, 2, dtype=torch.float64) * torch.tensor([h + 1.0, w + 1.0]) - 1  # incl. outside
-    ours = net(feat, coords).squeeze(-1).transpose(1, 2)  # N x Q x 3
+    coords.requires_grad_(True)
+    cell = None if cell_px is None else torch.full((2, 13, 1, 2), cell_px, dtype=torch.float64)
+    ours = net(feat, coords, cell).squeeze(-1).transpose(1, 2)  # N x Q x 3
     coord_norm = torch.stack([-1 + (2 * coords[..., 0] + 1) / h, -1 + (2 * coords[..., 1] + 1) / w], -1)[:, :, 0]
-    cell_norm = torch.tensor([2 / h, 2 / w], dtype=torch.float64).expand(2, 13, 2)
+    cell_norm = torch.tensor([2 / h, 2 / w], dtype=torch.float64).expand(2, 13, 2) * (cell_px or 1.0)
     ref = _liif_reference(feat, coord_norm, cell_norm, net.mlp)
     torch.testing.assert_close(ours, ref, rtol=1e-9, atol=1e-9)
+    weights = torch.randn_like(ref)
+    inputs = (feat, coords, *net.parameters())
+    grads = torch.autograd.grad((ours * weights).sum(), inputs)
+    grads_ref = torch.autograd.grad((ref * weights).sum(), inputs)
+    for g, g_ref in zip(grads, grads_ref):
+        assert float(g_ref.abs().max()) > 0
+        torch.testing.assert_close(g, g_ref, rtol=1e-8, atol=1e-9)
     # SampleNet's one-pass evaluation at the pixel grid equals the general query there
     grid = pixel_grid(2, h, w, dtype=torch.float64)
     torch.testing.assert_close(net.at_grid(feat), net(feat, grid), rtol=0, atol=1e-7)

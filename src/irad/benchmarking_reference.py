@@ -322,18 +322,22 @@ def run_benchmark(weights: str | Path | None = None, device: str | torch.device 
                   image_sizes: Sequence[int] | None = None, size_batch: int = 8, seed: int = 0,
                   n_resblocks: int = 16, n_feats: int = 64, hidden: Sequence[int] = (256, 256, 256, 256),
                   samplenet_std: float = 0.5, max_queries: int | None = None, check_batch: int = 4,
-                  strict: bool = False, log=print) -> dict[str, Any]:
+                  strict: bool = False, training: bool = False, train_batch: int | None = None,
+                  train_queries: int | None = None, log=print) -> dict[str, Any]:
     """Check reference == irad, then time both side by side; returns everything as a JSON-able dict.
 
-    ``strict``: time fp32 without TF32 (else with PyTorch's settings, by default TF32 for cuDNN convolutions)."""
+    ``strict``: time fp32 without TF32 (else with PyTorch's settings, by default TF32 for cuDNN convolutions).
+    ``training``: also time one training step of each stage (``benchmarking_training``), batch ``train_batch``
+    (default 16 on CPU, 128 on CUDA) with ``train_queries`` pixels queried per image (default all)."""
     with strict_fp32() if strict else contextlib.nullcontext():
         return _run_benchmark(weights, device, batch_sizes, image_size, precisions, repeats, image_sizes,
                               size_batch, seed, n_resblocks, n_feats, hidden, samplenet_std, max_queries,
-                              check_batch, log)
+                              check_batch, (training, train_batch, train_queries), log)
 
 
 def _run_benchmark(weights, device, batch_sizes, image_size, precisions, repeats, image_sizes, size_batch, seed,
-                   n_resblocks, n_feats, hidden, samplenet_std, max_queries, check_batch, log) -> dict[str, Any]:
+                   n_resblocks, n_feats, hidden, samplenet_std, max_queries, check_batch, training,
+                   log) -> dict[str, Any]:
     from .utils import resolve_device, seed_everything
 
     seed_everything(seed)
@@ -399,7 +403,14 @@ def _run_benchmark(weights, device, batch_sizes, image_size, precisions, repeats
                               "relative_cost": None if ms is None or base is None else ms / base,
                               "relative_pixels": (s * s) / (image_sizes[0] ** 2)})
             del x
-    return {"info": info, "check": check, "rows": rows, "image_size_rows": size_rows}
+
+    train_rows = []
+    if training[0]:
+        from .benchmarking_training import run_training_benchmark
+
+        train_rows = run_training_benchmark(pair, dev, training[1] or (128 if on_cuda else 16), image_size,
+                                            training[2], repeats, seed, log)
+    return {"info": info, "check": check, "rows": rows, "image_size_rows": size_rows, "training_rows": train_rows}
 
 
 def _fmt(v: float | None, digits: int) -> str:
@@ -436,6 +447,10 @@ def format_markdown(result: dict[str, Any]) -> str:
             lines.append(f"| {r['precision']} | {r['image_size']} | {r['batch']} | {_fmt(r['ms_per_image'], 3)} | "
                          f"{_fmt(r['images_per_s'], 1)} | {_fmt(r['peak_mib'], 0)} | {_fmt(r['us_per_pixel'], 3)} "
                          f"| {_fmt(r['relative_cost'], 2)} | {_fmt(r['relative_pixels'], 2)} |")
+    if result.get("training_rows"):
+        from .benchmarking_training import format_training_markdown
+
+        lines += ["", format_training_markdown(result["training_rows"], info["device_name"], info["image_size"])]
     return "\n".join(lines)
 
 
@@ -468,6 +483,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strict-fp32", action="store_true",
                    help="time fp32 with TF32 off (default: PyTorch's settings, TF32 for cuDNN convolutions); the "
                         "agreement check always runs without TF32")
+    p.add_argument("--training", action="store_true",
+                   help="also time one training step of the implicit representation and of SampleNet")
+    p.add_argument("--train-batch", type=int, default=None, help="batch for --training (default 16 CPU, 128 CUDA)")
+    p.add_argument("--train-queries", type=int, default=None,
+                   help="pixels queried per image for --training (default all, as in the paper)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", dest="json_path", default=None, help="also write the results as JSON here")
     return p
@@ -484,13 +504,18 @@ def run_from_args(args: argparse.Namespace, log=print) -> int:
         image_sizes=parse_list(args.image_sizes), size_batch=args.size_batch, seed=args.seed,
         n_resblocks=args.n_resblocks, n_feats=args.n_feats, hidden=tuple(parse_list(args.hidden)),
         samplenet_std=args.samplenet_std, max_queries=args.max_queries, check_batch=args.check_batch,
-        strict=args.strict_fp32, log=log)
+        strict=args.strict_fp32, training=args.training, train_batch=args.train_batch,
+        train_queries=args.train_queries, log=log)
     log("")
     log(format_markdown(result))
     if args.json_path:
         Path(args.json_path).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json_path).write_text(json.dumps(result, indent=2))
         log(f"\nwrote {args.json_path}")
+    bad_training = [r["stage"] for r in result["training_rows"] if not r["check"]["ok"]]
+    if bad_training:
+        log(f"\nERROR: irad's and the reference's training gradients disagree: {', '.join(bad_training)}")
+        return 1
     if not result["check"]["ok"]:
         log(f"\nERROR: irad and the reference disagree by more than {FP32_TOLERANCE:g}", )
         return 1

@@ -30,10 +30,17 @@ from .common import common_options, friendly_errors
               help="With --reference: time fp32 without TF32 (the agreement check never uses TF32).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
               help="With --reference: write the results as JSON here.")
+@click.option("--training", is_flag=True,
+              help="With --reference: also time one training step of the implicit representation and of SampleNet "
+                   "(images/s, after a loss and gradient agreement check).")
+@click.option("--train-batch", type=click.IntRange(min=1), default=None,
+              help="With --training: batch size [default: 16 on CPU, 128 on CUDA].")
+@click.option("--train-queries", type=click.IntRange(min=1), default=None,
+              help="With --training: pixels queried per image [default: all, as in the paper].")
 @common_options
 @friendly_errors
 def bench(defenses, batch_sizes, image_size, repeats, reference, weights, precisions, image_sizes, strict_fp32,
-          json_path, device, seed, batch_size, data_root) -> None:
+          json_path, training, train_batch, train_queries, device, seed, batch_size, data_root) -> None:
     """Time defenses on random images, after a warm-up, side by side in one run."""
     if reference:
         from ..benchmarking_reference import build_parser, run_from_args
@@ -41,11 +48,14 @@ def bench(defenses, batch_sizes, image_size, repeats, reference, weights, precis
         argv = ["--device", device, "--image-size", str(image_size), "--repeats", str(repeats), "--seed", str(seed)]
         for flag, value in (("--batch-sizes", batch_sizes), ("--weights", weights), ("--precisions", precisions),
                             ("--image-sizes", image_sizes), ("--json", json_path),
-                            ("--size-batch", batch_size)):
+                            ("--size-batch", batch_size), ("--train-batch", train_batch),
+                            ("--train-queries", train_queries)):
             if value is not None:
                 argv += [flag, str(value)]
         if strict_fp32:
             argv.append("--strict-fp32")
+        if training:
+            argv.append("--training")
         status = run_from_args(build_parser().parse_args(argv), log=click.echo)
         if status:
             raise click.exceptions.Exit(status)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
@@ -56,3 +57,13 @@ def write_npz():
         return path
 
     return write
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One intra-op thread for a test module (``pytestmark = pytest.mark.usefixtures("one_thread")``): its networks
+    are small, so a thread pool only adds overhead, and stalls on a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

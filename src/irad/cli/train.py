@@ -163,3 +163,86 @@ def train_stl_cmd(dataset, atoms, size, lam, lowpass, iterations, train_iteratio
                     train_iterations=train_iterations, images=images, steps=steps, batch_size=batch_size or 32,
                     crop=crop, lr=lr, val_images=val_images, val_size=val_size, eval_every=eval_every, seed=seed)
     click.echo(f"weights: {train_stl(cfg, out, data_root=data_root, device=device)}")
+
+
+@train.command("nrp")
+@click.option("--dataset", default="cifar10")
+@click.option("--width", type=click.IntRange(min=1), default=32, help="Purifier features.")
+@click.option("--blocks", type=click.IntRange(min=0), default=4, help="Purifier residual blocks.")
+@click.option("--feature-net", default="fastnet", help="Classifier whose layer is the feature map F.")
+@click.option("--feature-weights", default="default", help="Its weights: registered name, 'default', or a file.")
+@click.option("--feature-layer", default="layers.1", help="Sub-module of the classifier's net whose output is F.")
+@click.option("--eps", type=click.FloatRange(min=0, min_open=True, max=1), default=16 / 255,
+              help="L-inf budget of the self-supervised perturbation (NRP: 16/255).")
+@click.option("--ssp-steps", type=click.IntRange(min=0), default=5, help="Signed-gradient steps of the SSP.")
+@click.option("--ssp-step", type=click.FloatRange(min=0, min_open=True, max=1), default=4 / 255,
+              help="Step size of the SSP.")
+@click.option("--pixel-weight", type=click.FloatRange(min=0), default=100.0,
+              help="Weight of the pixel MSE against the feature MSE.")
+@click.option("--epochs", type=click.FloatRange(min=0, min_open=True), default=1.0, help="May be fractional.")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=5e-4, help="Adam learning rate.")
+@click.option("--pad", type=click.IntRange(min=0), default=4, help="Random translation (pixels) of the crops.")
+@click.option("--train-limit", type=click.IntRange(min=1), default=None, help="Use only the first N images.")
+@click.option("--val-images", type=click.IntRange(min=1), default=64, help="Validation images for the PSNR log.")
+@click.option("--val-size", type=click.IntRange(min=1), default=5000, help="Held-out tail of the training set.")
+@click.option("--checkpoint-every", type=click.IntRange(min=1), default=50)
+@click.option("--out", type=click.Path(file_okay=False), required=True, help="Run folder (resumes if present).")
+@common_options
+@friendly_errors
+def train_nrp_cmd(dataset, width, blocks, feature_net, feature_weights, feature_layer, eps, ssp_steps, ssp_step,
+                  pixel_weight, epochs, lr, pad, train_limit, val_images, val_size, checkpoint_every, out, device,
+                  seed, batch_size, data_root) -> None:
+    """Train the purifier of the NRP baseline (Naseer et al. 2020); writes OUT/nrp.safetensors."""
+    from ..training.nrp import NRPConfig, train_nrp
+
+    cfg = NRPConfig(dataset=dataset, width=width, blocks=blocks, feature_net=feature_net,
+                    feature_weights=feature_weights, feature_layer=feature_layer, eps=eps, ssp_steps=ssp_steps,
+                    ssp_step=ssp_step, pixel_weight=pixel_weight, epochs=epochs, batch_size=batch_size or 32, lr=lr,
+                    pad=pad, train_limit=train_limit, val_images=val_images, val_size=val_size,
+                    checkpoint_every=checkpoint_every, seed=seed)
+    click.echo(f"weights: {train_nrp(cfg, out, data_root=data_root, device=device)}")
+
+
+def _mults(ctx, param, value: str) -> tuple[int, ...]:
+    try:
+        mults = tuple(int(m) for m in value.split(","))
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated integers such as 1,2, got {value!r}") from None
+    if not mults or min(mults) < 1:
+        raise click.BadParameter(f"multipliers must be integers >= 1, got {value!r}")
+    return mults
+
+
+@train.command("diffusion")
+@click.option("--dataset", default="cifar10")
+@click.option("--channels", type=click.IntRange(min=1), default=32, help="U-Net width at full resolution.")
+@click.option("--mults", default="1,2", callback=_mults,
+              help="Width multiplier per resolution, comma-separated (1,2: 32x32 and 16x16).")
+@click.option("--blocks", type=click.IntRange(min=1), default=1, help="Residual blocks per resolution.")
+@click.option("--dropout", type=click.FloatRange(min=0, max=1, max_open=True), default=0.0)
+@click.option("--t-min", type=click.FloatRange(min=0, max=1), default=1e-4, help="Training times t ~ U(t-min, t-max).")
+@click.option("--t-max", type=click.FloatRange(min=0, max=1), default=0.2,
+              help="Largest training time (DiffPure purifies from t* = 0.1, so the score is needed only below it).")
+@click.option("--images", type=click.IntRange(min=1), default=None, help="Use only the first N training images.")
+@click.option("--steps", type=click.IntRange(min=1), default=10000, help="Optimiser steps.")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=5e-4,
+              help="Adam learning rate (linear warm-up, then constant).")
+@click.option("--warmup", type=click.IntRange(min=0), default=200, help="Warm-up steps.")
+@click.option("--ema", type=click.FloatRange(min=0, max=1, max_open=True), default=0.999,
+              help="EMA decay of the saved weights (0: none).")
+@click.option("--val-images", type=click.IntRange(min=1), default=256, help="Validation images for the loss log.")
+@click.option("--val-size", type=click.IntRange(min=1), default=5000, help="Held-out tail of the training set.")
+@click.option("--eval-every", type=click.IntRange(min=1), default=250, help="Validate and checkpoint every N steps.")
+@click.option("--out", type=click.Path(file_okay=False), required=True, help="Run folder (resumes if present).")
+@common_options
+@friendly_errors
+def train_diffusion_cmd(dataset, channels, mults, blocks, dropout, t_min, t_max, images, steps, lr, warmup, ema,
+                        val_images, val_size, eval_every, out, device, seed, batch_size, data_root) -> None:
+    """Train the score model of the DiffPure baseline (Nie et al. 2022); writes OUT/diffpure.safetensors."""
+    from ..training.diffusion import DiffusionConfig, train_diffusion
+
+    cfg = DiffusionConfig(dataset=dataset, channels=channels, mults=mults, blocks=blocks, dropout=dropout,
+                          t_min=t_min, t_max=t_max, images=images, steps=steps, batch_size=batch_size or 64, lr=lr,
+                          warmup=warmup, ema=ema, val_images=val_images, val_size=val_size, eval_every=eval_every,
+                          seed=seed)
+    click.echo(f"weights: {train_diffusion(cfg, out, data_root=data_root, device=device)}")

@@ -15,5 +15,7 @@ from .registry import DEFENSES, DefendedClassifier, NoDefense, defend, is_random
 from . import classic as _classic  # noqa: F401  (registers the classic baselines)
 from . import resampling as _resampling  # noqa: F401  (registers the resampling defenses)
 from . import stl as _stl  # noqa: F401  (registers the STL baseline)
+from . import diffpure as _diffpure  # noqa: F401  (registers DiffPure and IRAD+DiffPure)
+from . import nrp as _nrp  # noqa: F401  (registers the NRP baseline)
 
 __all__ = ["DEFENSES", "DefendedClassifier", "NoDefense", "defend", "is_randomized", "load_defense"]

@@ -16,6 +16,7 @@ from typing import Any
 VICTIMS = ["resnet20", "resnet32", "resnet18"]
 NAIVE = ["nearest-si", "nearest-sv", "bilinear-si", "bilinear-sv"]
 CLASSIC = ["bit-reduction", "jpeg", "randomization", "median", "stl"]
+TRAINED = ["nrp", "diffpure"]  # baselines with a network trained by this project
 
 # defense -> (SA, RA) on CIFAR-10 from the paper.
 PAPER: dict[str, dict[str, tuple[float, float]]] = {
@@ -26,7 +27,8 @@ PAPER: dict[str, dict[str, tuple[float, float]]] = {
                "randomization": (94.05, 34.81), "median": (79.66, 25.12), "nrp": (92.89, 0.27),
                "stl": (90.65, 2.10), "disco": (89.25, 22.60), "diffpure": (89.15, 87.06), "irad": (91.70, 74.32)},
     "table5": {"diffpure": (89.73, 75.12), "disco": (89.25, 0.0), "irad": (91.70, 0.0),
-               "diffpure:t=20": (93.66, 8.01), "irad+diffpure:t=20": (93.42, 74.05)},
+               # the paper's "t = 20": 20 of DiffPure's steps of 10^-3, i.e. t* = 0.02 (irad+diffpure's default)
+               "diffpure:t_star=0.02,steps=20": (93.66, 8.01), "irad+diffpure": (93.42, 74.05)},
     "table8": {"disco": (89.71, 84.60), "resample:reconstruction=implicit,sampler=si,d=1.5": (53.52, 47.55),
                "resample:reconstruction=implicit,sampler=sv,gamma=1.5": (82.19, 77.90), "irad": (91.70, 89.72)},
     "table15": {"resample:reconstruction=nearest,sampler=samplenet": (93.46, 0.96),
@@ -38,11 +40,11 @@ FIG4_DISCO = {"fgsm": 64.15, "bim": 80.55, "pgd": 83.27, "rfgsm": 81.08, "tpgd":
               "eotpgd": 76.83, "ffgsm": 70.41, "mifgsm": 45.40, "jitter": 79.64}
 
 PRESETS: dict[str, dict[str, Any]] = {
-    "table2": {"defenses": ["none", *CLASSIC, *NAIVE, "disco", "irad"], "attacks": ["autoattack"],
+    "table2": {"defenses": ["none", *CLASSIC, *TRAINED, *NAIVE, "disco", "irad"], "attacks": ["autoattack"],
                "threat_models": ["oblivious"], "victims": VICTIMS},
-    "table3": {"defenses": ["none", *CLASSIC, *NAIVE, "disco", "irad"], "attacks": ["pgd:steps=20"],
+    "table3": {"defenses": ["none", *CLASSIC, *TRAINED, *NAIVE, "disco", "irad"], "attacks": ["pgd:steps=20"],
                "threat_models": ["bpda"], "victims": VICTIMS},
-    "table5": {"defenses": ["disco", "irad"], "attacks": ["autoattack"], "threat_models": ["full-gradient"],
+    "table5": {"defenses": list(PAPER["table5"]), "attacks": ["autoattack"], "threat_models": ["full-gradient"],
                "victims": ["resnet20"]},
     "table8": {"defenses": list(PAPER["table8"]), "attacks": ["autoattack"], "threat_models": ["oblivious"],
                "victims": ["resnet20", "resnet32"]},

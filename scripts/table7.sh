@@ -19,6 +19,7 @@ COMMON=(--epochs 2 --queries 256 --batch-size 32 --lr 2e-4 --encoder-blocks 4 --
 train() {  # train TASK [ARGS...]
     local task=$1
     shift
+    if [ -f "$OUT/$task/implicit-$task.safetensors" ]; then echo "$task: already trained"; return; fi
     mkdir -p "$OUT/$task"
     OMP_NUM_THREADS=1 "$IRAD" train implicit --task "$task" "${COMMON[@]}" --out "$OUT/$task" "$@" \
         > "$OUT/$task.out" 2>&1

@@ -139,3 +139,18 @@ def test_training_agreement_check_detects_a_different_reference(weights, monkeyp
                                      repeats=1, seed=0, log=lambda *_: None)
     assert not rows[0]["check"]["ok"]
     assert rows[1]["check"]["ok"]  # SampleNet's reference does not go through the patched name
+
+
+def test_cli_bench_defense_specs_with_parameters():
+    """`irad bench --defense NAME:key=value` builds the defense with those parameters (a bad one is an error)."""
+    from irad.cli.main import cli
+
+    res = CliRunner().invoke(cli, ["bench", "--defense", "bilinear-si:d=1.0", "--defense", "none", "--device", "cpu",
+                                   "--batch-sizes", "2", "--repeats", "1", "--image-size", "8"])
+    assert res.exit_code == 0, res.output
+    rows = [line.split() for line in res.output.splitlines() if line.startswith(("bilinear-si", "none"))]
+    assert [r[:2] for r in rows] == [["bilinear-si:d=1.0", "2"], ["none", "2"]]
+    assert all(float(r[2]) > 0 for r in rows)
+    bad = CliRunner().invoke(cli, ["bench", "--defense", "bilinear-si:gamma=1.0", "--device", "cpu",
+                                   "--batch-sizes", "1", "--repeats", "1", "--image-size", "8"])
+    assert bad.exit_code != 0 and "gamma" in bad.output

@@ -12,7 +12,8 @@ from .common import common_options, friendly_errors
 
 
 @click.command("bench")
-@click.option("--defense", "defenses", multiple=True, default=("disco", "irad"), show_default=True)
+@click.option("--defense", "defenses", multiple=True, default=("disco", "irad"), show_default=True,
+              help="Defense spec(s), e.g. irad, diffpure:t_star=0.02,steps=20.")
 @click.option("--batch-sizes", default=None,
               help="Comma-separated batch sizes [default: 1,64; with --reference on CUDA: 1,64,200,1000].")
 @click.option("--image-size", type=click.IntRange(min=4), default=32, show_default=True)
@@ -63,16 +64,19 @@ def bench(defenses, batch_sizes, image_size, repeats, reference, weights, precis
 
     from ..benchmarking import time_module
     from ..defenses import load_defense
+    from ..evaluation.config import parse_spec
     from ..utils import resolve_device, seed_everything
 
     seed_everything(seed)
     dev = resolve_device(device)
     sizes = [int(b) for b in (batch_sizes or "1,64").split(",") if b]
     click.echo(f"device: {dev}  image: 3x{image_size}x{image_size}")
-    click.echo(f"{'defense':<16}{'batch':>7}{'ms/img':>12}{'img/s':>12}{'peak MiB':>10}")
-    for name in defenses:
-        module = load_defense(name, device=dev)
+    width = max(16, *(len(d) + 2 for d in defenses))
+    click.echo(f"{'defense':<{width}}{'batch':>7}{'ms/img':>12}{'img/s':>12}{'peak MiB':>10}")
+    for spec in defenses:
+        name, params = parse_spec(spec)
+        module = load_defense(name, device=dev, **params)
         for bs in sizes:
             r = time_module(module, bs, image_size, dev, repeats)
-            click.echo(f"{name:<16}{bs:>7}{r['ms_per_image']:>12.3f}{r['images_per_s']:>12.1f}"
+            click.echo(f"{spec:<{width}}{bs:>7}{r['ms_per_image']:>12.3f}{r['images_per_s']:>12.1f}"
                        f"{r['peak_mib']:>10.0f}")

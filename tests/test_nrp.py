@@ -3,6 +3,7 @@ perturbation, errors, and a toy training run that resumes and whose weights load
 
 from __future__ import annotations
 
+import math
 import json
 
 import numpy as np
@@ -81,11 +82,20 @@ def test_bad_inputs_and_parameters(cifar, tmp_path):
         irad.load_defense("nrp", weights=path)
 
 
-def test_no_registered_weights_says_how_to_train_them():
-    if any(WEIGHTS.get(n).factory().arch == "nrp" for n in WEIGHTS.names()):
-        pytest.skip("NRP weights are registered")
-    with pytest.raises(WeightsError, match="no nrp weights are registered; train them with `irad train nrp`"):
-        irad.load_defense("nrp")
+def test_shipped_weights_are_the_default_and_undo_the_ssp(cifar, fastnet):
+    """The shipped purifier (sha256-checked on load) keeps clean test images close (validation: 38 dB) and removes
+    most of the feature distortion of self-supervised perturbations of test images it never saw."""
+    module = irad.load_defense("nrp")
+    assert module.meta["sha256"] == WEIGHTS.get("nrp-cifar10-cpu").factory().sha256
+    features = LayerFeatures(fastnet, "layers.1")
+    x_ssp = ssp(cifar, features, 16 / 255, 4 / 255, 5, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        clean_error = float((module(cifar) - cifar).pow(2).mean())
+        target = features(cifar)
+        before = float(feature_distortion(features(x_ssp), target))
+        after = float(feature_distortion(features(module(x_ssp)), target))
+    assert -10 * math.log10(clean_error) > 34
+    assert after < 0.5 * before
 
 
 # ------------------------------------------------------------------------------------------ the SSP

@@ -76,7 +76,9 @@ def check_params(factory: Callable[..., Any], params: dict[str, Any], what: str,
 
 
 def load_defense(name: str, dataset: str = "cifar10", device: str | torch.device = "cpu", **kwargs: Any) -> nn.Module:
-    """Build defense ``name`` for ``dataset`` (keyword arguments are the defense's parameters), in eval mode.
+    """Build defense ``name`` for ``dataset`` (keyword arguments are the defense's parameters), in eval mode with
+    its weights frozen (``requires_grad=False``; gradients still reach the input; ``.requires_grad_(True)`` to
+    fine-tune).
 
     An unknown parameter is an :class:`InputError` that lists the valid ones; ``dataset`` reaches only the
     factories that take it."""
@@ -86,7 +88,7 @@ def load_defense(name: str, dataset: str = "cifar10", device: str | torch.device
         kwargs = {"dataset": dataset, **kwargs}
     module = entry.factory(**kwargs)
     module.defense_name = entry.name
-    return module.to(device).eval()
+    return module.to(device).eval().requires_grad_(False)
 
 
 class DefendedClassifier(nn.Module):

@@ -70,3 +70,13 @@ _add(PretrainedWeights(
                "logs in docs/training/irad-cifar10-cpu", "license": "MIT", "val_psnr": 32.73,
      "val_clean_acc_resnet20": 0.86, "val_adv_acc_resnet20": 0.48},
 ))
+_add(PretrainedWeights(
+    "nrp-cifar10-cpu", "nrp-cifar10-cpu.safetensors",
+    "57b7225cada9559551db243e358c00c123f9fe21bc046f0a67d92e67962b6e8d", "defense", "cifar10", "nrp",
+    {"settings": {"width": 32, "blocks": 4}, "val_psnr": 33.538, "val_psnr_clean": 38.253,
+     "trained_against": ["fastnet"],
+     "source": "this project: `irad train nrp --data ../shared/data --out runs/nrp-cifar10 --device cpu --train-limit "
+     "2000 --epochs 5` (REDUCED scale: 32x4 residual purifier, SSP eps 16/255 on the features of layers.1 of the "
+     "shipped FastNet, 10,000 image presentations, 1 CPU thread, 16 min; log: docs/training/nrp-cifar10-cpu)",
+     "license": "MIT"},
+))

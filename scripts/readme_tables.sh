@@ -3,7 +3,7 @@
 # All runs share one adversarial-example cache, resume after a kill, and print their wall time.
 #
 #   OMP_NUM_THREADS=1 scripts/readme_tables.sh [STEP ...]     steps: table2 table2-r18 table8 table1 table15
-#                                                                      table3 table5 table7 trained (default: all)
+#                                                                      table3 table5 table7 nrp diffpure (default: all)
 set -euo pipefail
 IRAD=${IRAD:-.venv/bin/irad}
 OUT=${OUT:-results}
@@ -47,9 +47,10 @@ for step in "${STEPS[@]}"; do
              # images/s on a CPU, hence 24 images; the naive shifts (where BPDA's identity backward misleads) on 200
         run table5 --preset table5 --victim resnet32 -n 24
         run table5-naive --preset table5 --victim resnet32 --defense nearest-si --defense bilinear-si -n 200 ;;
-    trained)  # the trained baselines (NRP; DiffPure and IRAD+DiffPure purify in 20-100 SDE steps: 100 images)
+    nrp)  # the NRP baseline (its own trained purifier)
         run table2-nrp --preset table2 --victim resnet32 --victim resnet20 --defense nrp -n 500
-        run table3-nrp --preset table3 --victim resnet32 --defense nrp -n 200
+        run table3-nrp --preset table3 --victim resnet32 --defense nrp -n 200 ;;
+    diffpure)  # DiffPure and IRAD+DiffPure purify in 20-100 SDE steps: 100 images
         run table2-diffpure --preset table2 --victim resnet32 --defense diffpure \
             --defense diffpure:t_star=0.02,steps=20 --defense irad+diffpure -n 100 ;;
     table7)  # training task of the implicit representation (models from scripts/table7.sh, reduced scale)

@@ -152,10 +152,6 @@ def test_bad_inputs_missing_and_wrong_weights(score_file, images, clean_env):
         defense(images * 255)
     with pytest.raises(InputError, match="divisible by 2"):
         defense(images[:, :, :7, :8])
-    for name in ("diffpure", "irad+diffpure"):
-        with pytest.raises(WeightsError, match="no diffpure weights are registered; train a score model with "
-                                               "`irad train diffusion`"):
-            irad.load_defense(name)
     with pytest.raises(WeightsError, match="not diffpure"):
         irad.load_defense("diffpure", weights=resolve_weights("stl-cifar10-cpu")[1])
     with pytest.warns(UserWarning, match="t_max=0.2"):
@@ -254,3 +250,23 @@ def test_train_diffusion_command(data_root, tmp_path):
     assert meta["config"]["steps"] == 1 and meta["architecture"]["mults"] == [1, 2]
     res = CliRunner().invoke(cli, ["train", "diffusion", "--out", str(tmp_path / "bad"), "--mults", "1,x"])
     assert res.exit_code != 0 and "comma-separated" in res.output
+
+
+def test_shipped_score_model_is_the_default_and_predicts_the_noise():
+    """The shipped score model (sha256-checked on load) is what both defenses use by default, and at the diffusion
+    times purification visits it predicts the added noise far better than chance (MSE 1 for a zero predictor)."""
+    from irad.defenses.diffpure import load_score_model
+    from irad.diffusion import to_model_range
+    from irad.weights import WEIGHTS
+
+    sha = WEIGHTS.get("diffpure-cifar10-cpu").factory().sha256
+    assert irad.load_defense("diffpure").meta["sha256"] == sha
+    assert irad.load_defense("irad+diffpure").meta["diffpure"]["sha256"] == sha
+    model, sde, _ = load_score_model()
+    x = to_model_range(irad.load_dataset("cifar10", "test").tensors(16, 900)[0])  # images the tables do not use
+    gen = torch.Generator().manual_seed(0)
+    for t, bound in ((0.02, 0.5), (0.1, 0.2)):
+        noise = torch.randn(x.shape, generator=gen)
+        with torch.no_grad():
+            mse = float((model(sde.marginal(x, t, noise), torch.full((len(x),), t)) - noise).pow(2).mean())
+        assert mse < bound, (t, mse)

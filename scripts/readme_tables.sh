@@ -3,7 +3,7 @@
 # All runs share one adversarial-example cache, resume after a kill, and print their wall time.
 #
 #   OMP_NUM_THREADS=1 scripts/readme_tables.sh [STEP ...]     steps: table2 table2-r18 table8 table1 table15
-#                                                                      table3 table5 table7 nrp diffpure (default: all)
+#                                                                      table3 table5 table7 nrp diffpure bf16 (default: all)
 set -euo pipefail
 IRAD=${IRAD:-.venv/bin/irad}
 OUT=${OUT:-results}
@@ -53,6 +53,8 @@ for step in "${STEPS[@]}"; do
     diffpure)  # DiffPure and IRAD+DiffPure purify in 20-100 SDE steps: 100 images
         run table2-diffpure --preset table2 --victim resnet32 --defense diffpure \
             --defense diffpure:t_star=0.02,steps=20 --defense irad+diffpure -n 100 ;;
+    bf16)  # IRAD in bfloat16 autocast vs fp32 (accuracy only: this CPU has no fast bf16)
+        run bf16 --victim resnet32 --attack autoattack --defense irad --defense irad:precision=bf16 -n 500 ;;
     table7)  # training task of the implicit representation (models from scripts/table7.sh, reduced scale)
         T7=${T7:-runs/table7}
         args=()

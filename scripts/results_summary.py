@@ -21,8 +21,16 @@ TITLES = {
     "table3": "Table 3: adaptive BPDA, PGD-20 (EOT over 8 passes for randomized defenses)",
     "table5": "Table 5: full-gradient AutoAttack through the whole pipeline",
     "table5-naive": "Full-gradient AutoAttack on the naive shifts",
+    "table2-nrp": "Table 2, NRP (purifier trained by `irad train nrp`, reduced CPU scale)",
+    "table3-nrp": "Table 3, NRP under BPDA",
+    "table2-diffpure": "Table 2, DiffPure and IRAD+DiffPure (score model trained by `irad train diffusion`, reduced "
+                       "CPU scale), oblivious AutoAttack",
+    "table7": "Table 7: training task of the implicit representation (scripts/table7.sh: 4-block encoder, 2 epochs "
+              "on 3,000 images per task), oblivious AutoAttack",
 }
-PRESET = {"table2-r18": "table2", "table5-naive": "table5", "table1": None}
+TITLES["bf16"] = "IRAD in fp32 and in bf16 autocast (oblivious AutoAttack)"
+PRESET = {"bf16": "table2", "table2-r18": "table2", "table5-naive": "table5", "table1": None, "table2-nrp": "table2",
+          "table3-nrp": "table3", "table2-diffpure": "table2", "table7": None}
 
 
 def summarise(folder: Path) -> str:

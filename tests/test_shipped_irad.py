@@ -9,6 +9,7 @@ import torch
 
 import irad
 from irad.attacks import build_attack
+from irad.errors import InputError
 from irad.weights import WEIGHTS
 
 pytestmark = pytest.mark.usefixtures("clean_env")
@@ -49,3 +50,16 @@ def test_shipped_irad_restores_accuracy_under_pgd_on_an_unseen_victim(images):
     assert undefended_acc <= 0.05  # the attack works on the bare victim
     assert defended_acc >= 0.25  # oblivious setting: the purifier undoes a real share of it
     assert clean_acc >= 0.70
+
+
+def test_bf16_precision_tracks_fp32(images):
+    """`precision="bf16"` (autocast) really computes in bfloat16 (the output moves) yet stays within 2/255 of fp32,
+    and keeps the input's dtype; an unknown precision is refused."""
+    x = images[0][:8]
+    with torch.no_grad():
+        fp32 = irad.load_defense("irad")(x)
+        bf16 = irad.load_defense("irad", precision="bf16")(x)
+    assert bf16.dtype == x.dtype and bf16.shape == x.shape
+    assert 0 < float((bf16 - fp32).abs().max()) < 2 / 255
+    with pytest.raises(InputError, match="precision 'fp16'.*fp32, bf16"):
+        irad.load_defense("disco", precision="fp16")

@@ -7,20 +7,28 @@ from torch import nn
 
 from .reconstruction.base import Reconstruction, pixel_grid
 from .sampling.samplers import IdentitySampler, Sampler
+from .errors import InputError
 from .utils.validation import check_images
+
+#: numeric precisions of :class:`ImageResampler` (``"bf16"``: torch.autocast with bfloat16)
+PRECISIONS = ("fp32", "bf16")
 
 
 class ImageResampler(nn.Module):
     """Any reconstruction combined with any sampler; maps [0, 1] N x 3 x H x W to [0, 1] N x 3 x H x W.
 
     Differentiable end to end (gradients reach the input through φ and, for learned samplers, through U).
+    ``precision="bf16"`` runs reconstruction and sampling under ``torch.autocast(bfloat16)`` (pixel coordinates stay
+    fp32; the output has the input's dtype): ~2x faster on GPUs with bf16 tensor cores, slow on CPUs without bf16.
     """
 
     def __init__(self, reconstruction: Reconstruction, sampler: Sampler, clamp: bool = True,
-                 validate: bool = True) -> None:
+                 validate: bool = True, precision: str = "fp32") -> None:
         super().__init__()
+        if precision not in PRECISIONS:
+            raise InputError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
         self.reconstruction, self.sampler = reconstruction, sampler
-        self.clamp, self.validate = clamp, validate
+        self.clamp, self.validate, self.precision = clamp, validate, precision
 
     @property
     def randomized(self) -> bool:
@@ -32,11 +40,12 @@ class ImageResampler(nn.Module):
         n, _, h, w = images.shape
         param = next(self.parameters(), None)
         work = images if param is None else images.to(param.dtype)  # e.g. float64 input, float32 weights
-        phi = self.reconstruction(work)
-        if isinstance(self.sampler, IdentitySampler):
-            out = phi.query_grid()
-        else:
-            grid = pixel_grid(n, h, w, device=images.device, dtype=work.dtype)
-            out = phi.query(self.sampler(phi, grid))
+        with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
+            phi = self.reconstruction(work)
+            if isinstance(self.sampler, IdentitySampler):
+                out = phi.query_grid()
+            else:
+                grid = pixel_grid(n, h, w, device=images.device, dtype=work.dtype)
+                out = phi.query(self.sampler(phi, grid))
         out = out.clamp(0.0, 1.0) if self.clamp else out
         return out.to(images.dtype)

@@ -75,22 +75,26 @@ def load_irad_parts(weights: str | Path | None = None, dataset: str = "cifar10"
 
 
 @DEFENSES.register("irad")
-def irad_defense(dataset: str = "cifar10", weights: str | Path | None = None) -> ImageResampler:
-    """IRAD (§4): implicit reconstruction (Eq. 9) resampled at U = G + SampleNet(F, G) (Eq. 10)."""
+def irad_defense(dataset: str = "cifar10", weights: str | Path | None = None, precision: str = "fp32"
+                 ) -> ImageResampler:
+    """IRAD (§4): implicit reconstruction (Eq. 9) resampled at U = G + SampleNet(F, G) (Eq. 10).
+    ``precision``: "fp32" or "bf16" (autocast; for GPUs)."""
     recon, sampler, meta = load_irad_parts(weights, dataset)
     if sampler is None:
         raise WeightsError("these weights have no SampleNet (an implicit representation alone); use "
                            "load_defense('disco', weights=...) or train one with `irad train samplenet`")
-    module = ImageResampler(recon, sampler)
+    module = ImageResampler(recon, sampler, precision=precision)
     module.meta = meta
     return module
 
 
 @DEFENSES.register("disco")
-def disco_defense(dataset: str = "cifar10", weights: str | Path | None = None) -> ImageResampler:
-    """Implicit reconstruction without SampleNet, U = G (DISCO, Ho & Vasconcelos 2022; Table 8 'w.o. sampling')."""
+def disco_defense(dataset: str = "cifar10", weights: str | Path | None = None, precision: str = "fp32"
+                  ) -> ImageResampler:
+    """Implicit reconstruction without SampleNet, U = G (DISCO, Ho & Vasconcelos 2022; Table 8 'w.o. sampling').
+    ``precision``: "fp32" or "bf16" (autocast; for GPUs)."""
     recon, _, meta = load_irad_parts(weights, dataset)
-    module = ImageResampler(recon, SAMPLERS.build("identity"))
+    module = ImageResampler(recon, SAMPLERS.build("identity"), precision=precision)
     module.meta = meta
     return module
 

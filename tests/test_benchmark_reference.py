@@ -154,3 +154,24 @@ def test_cli_bench_defense_specs_with_parameters():
     bad = CliRunner().invoke(cli, ["bench", "--defense", "bilinear-si:gamma=1.0", "--device", "cpu",
                                    "--batch-sizes", "1", "--repeats", "1", "--image-size", "8"])
     assert bad.exit_code != 0 and "gamma" in bad.output
+
+
+def test_side_by_side_timing_interleaves_the_modules():
+    """Each module warms up once, then the timed calls alternate A B A B (fair ratios on a shared machine)."""
+    from irad.benchmarking import time_side_by_side
+
+    calls = []
+
+    class Recorder(torch.nn.Module):
+        def __init__(self, name):
+            super().__init__()
+            self.name = name
+
+        def forward(self, x):
+            calls.append(self.name)
+            return x
+
+    result = time_side_by_side({"a": Recorder("a"), "b": Recorder("b")}, torch.zeros(2, 3, 4, 4),
+                               torch.device("cpu"), repeats=3)
+    assert calls == ["a", "b"] + ["a", "b"] * 3
+    assert set(result) == {"a", "b"} and all(r["images_per_s"] > 0 and r["peak_mib"] > 0 for r in result.values())

@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .benchmarking import time_batch
+from .benchmarking import time_batch, time_side_by_side
 
 #: agreement required between the reference and irad in float32 (float64: 1e-5 is easily met)
 FP32_TOLERANCE = 1e-4
@@ -253,12 +253,27 @@ def _wrap(module: nn.Module, precision: str, device: torch.device) -> nn.Module:
     return _Autocast(module, device.type) if precision == "bf16" else module
 
 
+_OOM = {"ms_per_image": None, "images_per_s": None, "peak_mib": None, "oom": True}
+
+
 def _time(module: nn.Module, x: torch.Tensor, device: torch.device, repeats: int) -> dict[str, Any]:
     try:
         return time_batch(module, x, device, repeats)
     except torch.cuda.OutOfMemoryError:
         torch.cuda.empty_cache()
-        return {"ms_per_image": None, "images_per_s": None, "peak_mib": None, "oom": True}
+        return dict(_OOM)
+
+
+def _time_pair(ours: nn.Module, ref: nn.Module, x: torch.Tensor, device: torch.device, repeats: int
+               ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """irad and the reference timed with interleaved calls (fair ratios on a shared machine); on a GPU
+    out-of-memory, each alone (the one that fits still gets a figure)."""
+    try:
+        r = time_side_by_side({"irad": ours, "reference": ref}, x, device, repeats)
+        return r["irad"], r["reference"]
+    except torch.cuda.OutOfMemoryError:
+        torch.cuda.empty_cache()
+        return _time(ours, x, device, repeats), _time(ref, x, device, repeats)
 
 
 @contextlib.contextmanager
@@ -380,9 +395,9 @@ def _run_benchmark(weights, device, batch_sizes, image_size, precisions, repeats
         for bs in batch_sizes:
             x = torch.rand(bs, 3, image_size, image_size, generator=gen).to(dev)
             for label, ours, ref in pipelines:
-                # irad first: on CPU the peak is the process's peak RSS so far, which only grows
-                a = _time(_wrap(pair[ours], precision, dev), x, dev, repeats)
-                b = _time(_wrap(pair[ref], precision, dev), x, dev, repeats)
+                # irad warms up first: on CPU the peak is the process's peak RSS so far, which only grows
+                a, b = _time_pair(_wrap(pair[ours], precision, dev), _wrap(pair[ref], precision, dev), x, dev,
+                                  repeats)
                 speedup = None if a.get("oom") or b.get("oom") else b["ms_per_image"] / a["ms_per_image"]
                 rows.append({"precision": precision, "batch": bs, "pipeline": label, "irad": a, "reference": b,
                              "speedup": speedup})
@@ -437,8 +452,9 @@ def format_markdown(result: dict[str, Any]) -> str:
         lines += ["", f"fp32 rows: TF32 for cuDNN convolutions {'on' if tf.get('cudnn') else 'off'}, for matmuls "
                       f"{'on' if tf.get('matmul') else 'off'}; bf16 rows: torch.autocast(bfloat16)."]
     if cpu:
-        lines += ["", "Peak memory on CPU is the process's peak resident set so far (it never decreases; irad is "
-                      "timed before the reference at each row)."]
+        lines += ["", "Timed calls of irad and the reference alternate (median of each). Peak memory on CPU is the "
+                      "process's peak resident set so far (it never decreases; irad warms up before the reference "
+                      "at each row)."]
     if result["image_size_rows"]:
         lines += ["", "### irad IRAD cost against image size", "",
                   f"| precision | size | batch | ms/img | img/s | {mem} | µs/pixel | cost x | pixels x |",

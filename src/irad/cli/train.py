@@ -8,6 +8,19 @@ import click
 from .common import common_options, friendly_errors
 
 
+
+# options shared by the training commands
+VAL_SIZE = click.option("--val-size", type=click.IntRange(min=1), default=5000,
+                        help="Held-out tail of the training set.")
+RUN_DIR = click.option("--out", type=click.Path(file_okay=False), required=True,
+                       help="Run folder (resumes if present).")
+
+
+def val_images(default: int, what: str):
+    return click.option("--val-images", type=click.IntRange(min=1), default=default,
+                        help=f"Validation images for the {what} log.")
+
+
 @click.group()
 def train() -> None:
     """Train classifiers and the parts of IRAD (each run checkpoints and resumes)."""
@@ -21,8 +34,8 @@ def train() -> None:
 @click.option("--weight-decay", type=float, default=5e-4)
 @click.option("--label-smoothing", type=float, default=0.2)
 @click.option("--train-limit", type=click.IntRange(min=1), default=None, help="Use only the first N images.")
-@click.option("--val-size", type=click.IntRange(min=1), default=5000, help="Held-out tail of the training set.")
-@click.option("--out", type=click.Path(file_okay=False), required=True, help="Run folder (resumes if present).")
+@VAL_SIZE
+@RUN_DIR
 @common_options
 @friendly_errors
 def train_classifier_cmd(arch, dataset, epochs, lr, weight_decay, label_smoothing, train_limit, val_size, out,
@@ -148,10 +161,10 @@ def train_samplenet_cmd(implicit_weights, pairs, val_pairs, surrogate, surrogate
 @click.option("--steps", type=click.IntRange(min=1), default=500, help="Dictionary updates.")
 @click.option("--crop", type=click.IntRange(min=1), default=16, help="Random crop size of the training images.")
 @click.option("--lr", type=float, default=0.01, help="Adam learning rate (cosine decay to 0).")
-@click.option("--val-images", type=click.IntRange(min=1), default=64, help="Validation images for the PSNR log.")
-@click.option("--val-size", type=click.IntRange(min=1), default=5000, help="Held-out tail of the training set.")
+@val_images(64, "PSNR")
+@VAL_SIZE
 @click.option("--eval-every", type=click.IntRange(min=1), default=100)
-@click.option("--out", type=click.Path(file_okay=False), required=True, help="Run folder (resumes if present).")
+@RUN_DIR
 @common_options
 @friendly_errors
 def train_stl_cmd(dataset, atoms, size, lam, lowpass, iterations, train_iterations, images, steps, crop, lr,
@@ -183,10 +196,10 @@ def train_stl_cmd(dataset, atoms, size, lam, lowpass, iterations, train_iteratio
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=5e-4, help="Adam learning rate.")
 @click.option("--pad", type=click.IntRange(min=0), default=4, help="Random translation (pixels) of the crops.")
 @click.option("--train-limit", type=click.IntRange(min=1), default=None, help="Use only the first N images.")
-@click.option("--val-images", type=click.IntRange(min=1), default=64, help="Validation images for the PSNR log.")
-@click.option("--val-size", type=click.IntRange(min=1), default=5000, help="Held-out tail of the training set.")
+@val_images(64, "PSNR")
+@VAL_SIZE
 @click.option("--checkpoint-every", type=click.IntRange(min=1), default=50)
-@click.option("--out", type=click.Path(file_okay=False), required=True, help="Run folder (resumes if present).")
+@RUN_DIR
 @common_options
 @friendly_errors
 def train_nrp_cmd(dataset, width, blocks, feature_net, feature_weights, feature_layer, eps, ssp_steps, ssp_step,
@@ -230,10 +243,10 @@ def _mults(ctx, param, value: str) -> tuple[int, ...]:
 @click.option("--warmup", type=click.IntRange(min=0), default=200, help="Warm-up steps.")
 @click.option("--ema", type=click.FloatRange(min=0, max=1, max_open=True), default=0.999,
               help="EMA decay of the saved weights (0: none).")
-@click.option("--val-images", type=click.IntRange(min=1), default=256, help="Validation images for the loss log.")
-@click.option("--val-size", type=click.IntRange(min=1), default=5000, help="Held-out tail of the training set.")
+@val_images(256, "loss")
+@VAL_SIZE
 @click.option("--eval-every", type=click.IntRange(min=1), default=250, help="Validate and checkpoint every N steps.")
-@click.option("--out", type=click.Path(file_okay=False), required=True, help="Run folder (resumes if present).")
+@RUN_DIR
 @common_options
 @friendly_errors
 def train_diffusion_cmd(dataset, channels, mults, blocks, dropout, t_min, t_max, images, steps, lr, warmup, ema,

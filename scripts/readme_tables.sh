@@ -45,7 +45,8 @@ for step in "${STEPS[@]}"; do
             "${NAIVE[@]}" --defense disco --defense irad -n 200 ;;
     table5)  # full-gradient AutoAttack (standard) through the whole pipeline; LIIF back-propagates at a few
              # images/s on a CPU, hence 24 images; the naive shifts (where BPDA's identity backward misleads) on 200
-        run table5 --preset table5 --victim resnet32 -n 24
+        # (the preset's DiffPure rows need a GPU: AutoAttack through 20-100 reverse-SDE steps with EOT)
+        run table5 --preset table5 --victim resnet32 --defense disco --defense irad -n 24
         run table5-naive --preset table5 --victim resnet32 --defense nearest-si --defense bilinear-si -n 200 ;;
     nrp)  # the NRP baseline (its own trained purifier)
         run table2-nrp --preset table2 --victim resnet32 --victim resnet20 --defense nrp -n 500

@@ -3,7 +3,8 @@
 # All runs share one adversarial-example cache, resume after a kill, and print their wall time.
 #
 #   OMP_NUM_THREADS=1 scripts/readme_tables.sh [STEP ...]     steps: table2 table2-r18 table8 table1 table15
-#                                                                      table3 table5 table7 nrp diffpure bf16 (default: all)
+#                                                                      table3 table5 table7 nrp diffpure table5-diffpure bf16
+#                                                                      (default: all)
 set -euo pipefail
 IRAD=${IRAD:-.venv/bin/irad}
 OUT=${OUT:-results}
@@ -11,7 +12,7 @@ CACHE="$OUT/cache"
 CLASSIC=(--defense bit-reduction --defense jpeg --defense randomization --defense median --defense stl)
 NAIVE=(--defense nearest-si --defense nearest-sv --defense bilinear-si --defense bilinear-sv)
 STEPS=("$@")
-[ ${#STEPS[@]} -eq 0 ] && STEPS=(table2 table8 table1 table15 table3 table5 table2-r18)
+[ ${#STEPS[@]} -eq 0 ] && STEPS=(table2 table8 table1 table15 table3 table5 table2-r18 nrp diffpure table5-diffpure bf16 table7)
 
 run() {  # run NAME ARGS...: one evaluation, timed, into $OUT/NAME
     local name=$1
@@ -54,6 +55,12 @@ for step in "${STEPS[@]}"; do
     diffpure)  # DiffPure and IRAD+DiffPure purify in 20-100 SDE steps: 100 images
         run table2-diffpure --preset table2 --victim resnet32 --defense diffpure \
             --defense diffpure:t_star=0.02,steps=20 --defense irad+diffpure -n 100 ;;
+    table5-diffpure)  # full-gradient PGD-10 with EOT over 4 passes through the short DiffPure, without and with
+                      # IRAD after it (the paper's Table 5 claim, checked at a CPU's scale: 16 images)
+        for d in diffpure:t_star=0.02,steps=20 irad+diffpure; do
+            run "table5-$(echo "$d" | tr -c 'a-z0-9\n' '-')" --victim resnet32 --threat-model full-gradient \
+                --attack pgd:steps=10 --eot-samples 4 --defense "$d" -n 16 --repeats 1
+        done ;;
     bf16)  # IRAD in bfloat16 autocast vs fp32 (accuracy only: this CPU has no fast bf16)
         run bf16 --victim resnet32 --attack autoattack --defense irad --defense irad:precision=bf16 -n 500 ;;
     table7)  # training task of the implicit representation (models from scripts/table7.sh, reduced scale)

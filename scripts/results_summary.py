@@ -28,8 +28,10 @@ TITLES = {
     "table7": "Table 7: training task of the implicit representation (scripts/table7.sh: 4-block encoder, 2 epochs "
               "on 3,000 images per task), oblivious AutoAttack",
 }
+TITLES["table5-diffpure-t-star-0-02-steps-20"] = "Full-gradient PGD-10 (EOT 4) through DiffPure, t = 20"
+TITLES["table5-irad-diffpure"] = "Full-gradient PGD-10 (EOT 4) through IRAD+DiffPure, t = 20"
 TITLES["bf16"] = "IRAD in fp32 and in bf16 autocast (oblivious AutoAttack)"
-PRESET = {"bf16": "table2", "table2-r18": "table2", "table5-naive": "table5", "table1": None, "table2-nrp": "table2",
+PRESET = {"table5-diffpure-t-star-0-02-steps-20": "table5", "table5-irad-diffpure": "table5", "bf16": "table2", "table2-r18": "table2", "table5-naive": "table5", "table1": None, "table2-nrp": "table2",
           "table3-nrp": "table3", "table2-diffpure": "table2", "table7": None}
 
 

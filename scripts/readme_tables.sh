@@ -3,7 +3,8 @@
 # All runs share one adversarial-example cache, resume after a kill, and print their wall time.
 #
 #   OMP_NUM_THREADS=1 scripts/readme_tables.sh [STEP ...]     steps: table2 table2-r18 table8 table1 table15
-#                                                                      table3 table5 table7 nrp diffpure table5-diffpure bf16
+#                                                                      table3 table5 table7 nrp diffpure table5-diffpure
+#                                                                      table3-diffpure bf16
 #                                                                      (default: all)
 set -euo pipefail
 IRAD=${IRAD:-.venv/bin/irad}
@@ -12,7 +13,7 @@ CACHE="$OUT/cache"
 CLASSIC=(--defense bit-reduction --defense jpeg --defense randomization --defense median --defense stl)
 NAIVE=(--defense nearest-si --defense nearest-sv --defense bilinear-si --defense bilinear-sv)
 STEPS=("$@")
-[ ${#STEPS[@]} -eq 0 ] && STEPS=(table2 table8 table1 table15 table3 table5 table2-r18 nrp diffpure table5-diffpure bf16 table7)
+[ ${#STEPS[@]} -eq 0 ] && STEPS=(table2 table8 table1 table15 table3 table5 table2-r18 nrp diffpure table5-diffpure table3-diffpure bf16 table7)
 
 run() {  # run NAME ARGS...: one evaluation, timed, into $OUT/NAME
     local name=$1
@@ -60,6 +61,10 @@ for step in "${STEPS[@]}"; do
         for d in diffpure:t_star=0.02,steps=20 irad+diffpure; do
             run "table5-$(echo "$d" | tr -c 'a-z0-9\n' '-')" --victim resnet32 --threat-model full-gradient \
                 --attack pgd:steps=10 --eot-samples 4 --defense "$d" -n 16 --repeats 1
+        done ;;
+    table3-diffpure)  # BPDA PGD-20 (EOT 8) on the short DiffPure without and with IRAD after it: 16 images
+        for d in diffpure:t_star=0.02,steps=20 irad+diffpure; do
+            run "table3-$(echo "$d" | tr -c 'a-z0-9\n' '-')" --preset table3 --victim resnet32 --defense "$d" -n 16
         done ;;
     bf16)  # IRAD in bfloat16 autocast vs fp32 (accuracy only: this CPU has no fast bf16)
         run bf16 --victim resnet32 --attack autoattack --defense irad --defense irad:precision=bf16 -n 500 ;;

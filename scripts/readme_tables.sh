@@ -23,6 +23,8 @@ run() {  # run NAME ARGS...: one evaluation, timed, into $OUT/NAME
     echo "$name: $((SECONDS - t0)) s  ($IRAD evaluate $*)" | tee -a "$OUT/timings.txt"
 }
 
+slug() { echo "$1" | tr -c 'a-z0-9\n' '-'; }  # a defense spec as a folder name
+
 mkdir -p "$OUT"
 for step in "${STEPS[@]}"; do
     case $step in
@@ -59,12 +61,12 @@ for step in "${STEPS[@]}"; do
     table5-diffpure)  # full-gradient PGD-10 with EOT over 4 passes through the short DiffPure, without and with
                       # IRAD after it (the paper's Table 5 claim, checked at a CPU's scale: 16 images)
         for d in diffpure:t_star=0.02,steps=20 irad+diffpure; do
-            run "table5-$(echo "$d" | tr -c 'a-z0-9\n' '-')" --victim resnet32 --threat-model full-gradient \
+            run "table5-$(slug "$d")" --victim resnet32 --threat-model full-gradient \
                 --attack pgd:steps=10 --eot-samples 4 --defense "$d" -n 16 --repeats 1
         done ;;
     table3-diffpure)  # BPDA PGD-20 (EOT 8) on the short DiffPure without and with IRAD after it: 16 images
         for d in diffpure:t_star=0.02,steps=20 irad+diffpure; do
-            run "table3-$(echo "$d" | tr -c 'a-z0-9\n' '-')" --preset table3 --victim resnet32 --defense "$d" -n 16
+            run "table3-$(slug "$d")" --preset table3 --victim resnet32 --defense "$d" -n 16
         done ;;
     bf16)  # IRAD in bfloat16 autocast vs fp32 (accuracy only: this CPU has no fast bf16)
         run bf16 --victim resnet32 --attack autoattack --defense irad --defense irad:precision=bf16 -n 500 ;;

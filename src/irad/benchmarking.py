@@ -10,21 +10,7 @@ import torch
 
 def time_batch(module: torch.nn.Module, x: torch.Tensor, device: torch.device, repeats: int = 3) -> dict[str, Any]:
     """Median ms per image of ``module(x)`` (inference mode, after one warm-up call), images/s and peak memory."""
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    times = []
-    with torch.inference_mode():
-        module(x)
-        sync()
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            module(x)
-            sync()
-            times.append(time.perf_counter() - t0)
-    t = sorted(times)[len(times) // 2]
-    peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else _rss_mib()
-    return {"ms_per_image": t / len(x) * 1000, "images_per_s": len(x) / t, "peak_mib": peak}
+    return time_side_by_side({"module": module}, x, device, repeats)["module"]
 
 
 def time_side_by_side(modules: dict[str, torch.nn.Module], x: torch.Tensor, device: torch.device,

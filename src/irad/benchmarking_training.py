@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .benchmarking_reference import _run_edsr, liif_query
+from .benchmarking_reference import _run_edsr, liif_centres, liif_query
 
 #: relative tolerance of the loss / gradient agreement check, which runs in float64 (in fp32 the gradients, sums
 #: of thousands of terms that partly cancel, differ by up to ~1e-2 relative between any two orders of summation)
@@ -46,8 +46,7 @@ def implicit_losses(pair: dict[str, nn.Module], images: torch.Tensor, targets: t
     target_rgb = targets.flatten(2).gather(2, idx.unsqueeze(1).expand(n, 3, queries))  # N x 3 x q
     # in the images' dtype: on the last row / column LIIF's ensemble weights tie, and a centre rounded elsewhere
     # (e.g. (2k + 1) / 7 computed in float32) is off by ~1e-8, enough to move those weights (areas of ~1e-9)
-    r, c = rows.to(images.dtype), cols.to(images.dtype)
-    coords_liif = torch.stack((-1 + (2 * r + 1) / h, -1 + (2 * c + 1) / w), dim=-1)
+    coords_liif = liif_centres(h, w, device=images.device, dtype=images.dtype).reshape(h * w, 2)[idx]
     cell = images.new_tensor([2.0 / h, 2.0 / w]).expand(n, queries, 2)
     linears = [m for m in recon.decoder.mlp if isinstance(m, nn.Linear)]
 

@@ -26,6 +26,7 @@ from torch.utils.checkpoint import checkpoint
 
 from ..diffusion import VPSDE, ScoreUNet, from_model_range, to_model_range
 from ..errors import InputError, WeightsError
+from ..utils.runtime import call_generator
 from ..utils.validation import check_images
 from ..weights import load_defense_weights, load_strict
 from .registry import DEFENSES, load_defense
@@ -73,9 +74,6 @@ class DiffPure(nn.Module):
     def extra_repr(self) -> str:
         return f"t_star={self.t_star:g}, steps={self.steps}, seed={self.seed}, sde={self.sde}"
 
-    def _gen(self, device: torch.device) -> torch.Generator | None:
-        return None if self.seed is None else torch.Generator(device=device).manual_seed(self.seed)
-
     def _step(self, y: torch.Tensor, t: float, dt: float, noise: torch.Tensor) -> torch.Tensor:
         return self.sde.reverse_step(y, t, dt, self.score(y, t), noise)
 
@@ -85,7 +83,7 @@ class DiffPure(nn.Module):
             return x
         self.score.check_input(x)
         dtype = next(self.score.parameters()).dtype
-        gen = self._gen(x.device)
+        gen = call_generator(self.seed, x.device)
         y = to_model_range(x.to(dtype))
         y = self.sde.marginal(y, self.t_star, torch.randn(y.shape, generator=gen, device=y.device, dtype=dtype))
         needs_grad = torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad

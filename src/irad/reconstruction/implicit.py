@@ -19,14 +19,25 @@ from .base import RECONSTRUCTIONS, ContinuousImage, Reconstruction
 
 _EPS_SHIFT = 1e-6
 _OFFSETS = ((-1, -1), (-1, 1), (1, -1), (1, 1))
-#: MLP rows per chunk on CPU: 256-wide fp32 activations of 2,048 rows (2 MiB) stay in cache; measured 2-3x faster
-#: than one pass over a 64-image batch (``irad bench --reference``). GPUs want big chunks instead.
+#: MLP rows per chunk on CPU: 256-wide fp32 activations of 2,048 rows (2 MiB) stay in cache, where one pass over a
+#: 64-image batch (268 MB per activation) would stream through memory. GPUs want big chunks instead.
 CPU_CHUNK_ROWS = 2048
 GPU_CHUNK_ROWS = 1 << 20
 
 
 def _chunk_rows(t: torch.Tensor) -> int:
     return CPU_CHUNK_ROWS if t.device.type == "cpu" else GPU_CHUNK_ROWS
+
+
+def _mlp_tail(x: torch.Tensor, linears: list[nn.Linear], inplace: bool) -> torch.Tensor:
+    """ReLU, then ``linears`` with ReLUs between them, as fused ``addmm`` + in-place ReLU (``inplace``: the first
+    ReLU may overwrite ``x``)."""
+    x = x.relu_() if inplace else torch.relu(x)
+    for i, lin in enumerate(linears):
+        x = torch.addmm(lin.bias, x, lin.weight.T)
+        if i < len(linears) - 1:
+            x = x.relu_()
+    return x
 
 
 def _floor_eps(t: torch.Tensor) -> torch.Tensor:
@@ -80,7 +91,7 @@ class EDSREncoder(nn.Module):
                                   nn.Conv2d(n_feats, n_feats, 3, padding=1))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        if images.device.type == "cpu":  # oneDNN's fast layout: ~1.3x faster on CPU (``irad bench --reference``)
+        if images.device.type == "cpu":  # oneDNN's preferred layout for these convolutions on CPU
             images = images.contiguous(memory_format=torch.channels_last)
         x = self.head((images - 0.5) / 0.5)
         return x + self.body(x)
@@ -130,6 +141,14 @@ class LocalEnsembleMLP(nn.Module):
             return F.conv2d(features, w_feat.reshape(-1, self.feat_dim, 3, 3), padding=1)
         return F.conv2d(features, w_feat[:, :, None, None])
 
+    def _first_layer_bias(self, default_cell: bool) -> torch.Tensor:
+        """The first layer's bias, plus the cell term when every query has the default cell (1 px = 2 LIIF units)."""
+        _, _, w_cell, bias = self._first_layer_parts()
+        return bias + w_cell.sum(dim=1) * 2.0 if self.cell_decode and default_cell else bias
+
+    def _tail_linears(self) -> list[nn.Linear]:
+        return [m for m in self.mlp[1:] if isinstance(m, nn.Linear)]
+
     def _rest(self, h1: torch.Tensor, inplace: bool = False) -> torch.Tensor:
         """Layers 2..5 of the MLP on first-layer pre-activations ``h1`` (..., hidden), in row chunks.
 
@@ -137,19 +156,10 @@ class LocalEnsembleMLP(nn.Module):
         the CPU's cache (``_chunk_rows``); ``inplace`` lets the first ReLU overwrite ``h1``."""
         shape = h1.shape
         rows = h1.reshape(-1, shape[-1])
-        step = _chunk_rows(rows)
-        outs = [self._rest_rows(rows[i:i + step], inplace) for i in range(0, rows.shape[0], step)]
+        step, linears = _chunk_rows(rows), self._tail_linears()
+        outs = [_mlp_tail(rows[i:i + step], linears, inplace) for i in range(0, rows.shape[0], step)]
         out = torch.cat(outs) if len(outs) > 1 else outs[0]
         return out.reshape(*shape[:-1], out.shape[-1])
-
-    def _rest_rows(self, x: torch.Tensor, inplace: bool) -> torch.Tensor:
-        x = x.relu_() if inplace else torch.relu(x)
-        linears = [m for m in self.mlp[1:] if isinstance(m, nn.Linear)]
-        for i, lin in enumerate(linears):
-            x = torch.addmm(lin.bias, x, lin.weight.T)
-            if i < len(linears) - 1:
-                x = x.relu_()
-        return x
 
     def forward(self, features: torch.Tensor, coords: torch.Tensor, cell: torch.Tensor | None = None,
                 prepared: torch.Tensor | None = None, max_queries: int | None = None) -> torch.Tensor:
@@ -176,10 +186,10 @@ class LocalEnsembleMLP(nn.Module):
         The first layer's feature part comes from ``pre`` (one row per latent code, bias folded in); the query's
         relative coordinate and cell enter as one small ``addmm``; the 4 neighbours run as one MLP batch."""
         n, c, h, w = pre.shape
-        _, w_rel, w_cell, bias = self._first_layer_parts()
-        table = pre.permute(0, 2, 3, 1).reshape(n * h * w, c) + bias  # one row per latent code
-        if self.cell_decode and cells is None:  # the default cell (1 px) is the same for every query
-            table = table + coords.new_full((2,), 2.0).to(w_cell.dtype) @ w_cell.T
+        _, w_rel, w_cell, _ = self._first_layer_parts()
+        # one row per latent code; the default cell (1 px) is the same for every query, so it is folded in here
+        table = pre.permute(0, 2, 3, 1).reshape(n * h * w, c) + self._first_layer_bias(default_cell=cells is None)
+        linears = self._tail_linears()
         w_extra = torch.cat((w_rel, w_cell), dim=1) if cells is not None else w_rel
         offsets = _OFFSETS if self.local_ensemble else ((0, 0),)
         step = max_queries or max(1, _chunk_rows(coords) // len(offsets))
@@ -199,7 +209,7 @@ class LocalEnsembleMLP(nn.Module):
                 (rel, (cells[start:start + step] * 2.0).expand(len(offsets), -1, 2)), dim=-1)
             h1 = torch.addmm(table.index_select(0, index), extra.reshape(-1, extra.shape[-1]).to(table.dtype),
                              w_extra.T)
-            pred = self._rest_rows(h1, inplace=True).reshape(len(offsets), q.shape[0], self.out_dim)
+            pred = _mlp_tail(h1, linears, inplace=True).reshape(len(offsets), q.shape[0], self.out_dim)
             if not self.local_ensemble:
                 outs.append(pred[0])
                 continue
@@ -225,9 +235,8 @@ class LocalEnsembleMLP(nn.Module):
                                 prepared=prepared)
         pre = self.prepare(features) if prepared is None else prepared
         n, c, h, w = pre.shape
-        _, w_rel, w_cell, bias = self._first_layer_parts()
-        base = bias + (pre.new_full((2,), 2.0) @ w_cell.T if self.cell_decode else 0)
-        rows = pre.permute(0, 2, 3, 1) + base  # N x h x w x hidden
+        w_rel = self._first_layer_parts()[1]
+        rows = pre.permute(0, 2, 3, 1) + self._first_layer_bias(default_cell=True)  # N x h x w x hidden
         out = self._rest(rows)  # own code, rel = 0
         if h > 1 and w > 1:  # last row: mix with the right-hand neighbour; last column: with the one below
             step_c = (pre.new_tensor([0.0, -2.0]) @ w_rel.T)

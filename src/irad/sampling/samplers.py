@@ -7,6 +7,7 @@ from torch import nn
 
 from ..reconstruction.base import ContinuousImage
 from ..registry import Registry
+from ..utils.runtime import call_generator
 
 
 class Sampler(nn.Module):
@@ -61,13 +62,8 @@ class SpatiallyVariantSampler(Sampler):
         super().__init__()
         self.gamma, self.seed = float(gamma), seed
 
-    def _gen(self, device: torch.device) -> torch.Generator | None:
-        if self.seed is None:
-            return None
-        return torch.Generator(device=device).manual_seed(self.seed)
-
     def forward(self, phi: ContinuousImage, grid: torch.Tensor) -> torch.Tensor:
-        shift = torch.rand(grid.shape, generator=self._gen(grid.device), device=grid.device, dtype=grid.dtype)
+        shift = torch.rand(grid.shape, generator=call_generator(self.seed, grid.device), device=grid.device, dtype=grid.dtype)
         return grid + self.gamma * shift
 
     def extra_repr(self) -> str:

@@ -20,6 +20,12 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
     return dev
 
 
+def call_generator(seed: int | None, device: torch.device) -> torch.Generator | None:
+    """A generator seeded with ``seed`` afresh at every call of a randomized module (so the same input and seed
+    give the same output), or None (torch's global generator) when ``seed`` is None."""
+    return None if seed is None else torch.Generator(device=device).manual_seed(seed)
+
+
 def seed_everything(seed: int) -> torch.Generator:
     """Seed Python, NumPy and PyTorch; return a CPU generator seeded the same way."""
     random.seed(seed)

@@ -19,7 +19,8 @@ class ImageResampler(nn.Module):
 
     Differentiable end to end (gradients reach the input through φ and, for learned samplers, through U).
     ``precision="bf16"`` runs reconstruction and sampling under ``torch.autocast(bfloat16)`` (pixel coordinates stay
-    fp32; the output has the input's dtype): ~2x faster on GPUs with bf16 tensor cores, slow on CPUs without bf16.
+    fp32; the output has the input's dtype): meant for GPUs with bf16 tensor cores (speed not measured here); slow
+    on CPUs without bf16 arithmetic.
     """
 
     def __init__(self, reconstruction: Reconstruction, sampler: Sampler, clamp: bool = True,

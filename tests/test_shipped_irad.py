@@ -12,10 +12,7 @@ from irad.attacks import build_attack
 from irad.errors import InputError
 from irad.weights import WEIGHTS
 
-pytestmark = pytest.mark.usefixtures("clean_env")
-
-
-pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
+pytestmark = pytest.mark.usefixtures("clean_env", "one_thread")  # see conftest.py
 
 
 @pytest.fixture(scope="module")
@@ -63,3 +60,16 @@ def test_bf16_precision_tracks_fp32(images):
     assert 0 < float((bf16 - fp32).abs().max()) < 2 / 255
     with pytest.raises(InputError, match="precision 'fp16'.*fp32, bf16"):
         irad.load_defense("disco", precision="fp16")
+
+
+def test_default_precision_follows_a_callers_autocast(images):
+    """precision="fp32" adds no autocast context of its own, so inside a caller's bf16 autocast it computes in bf16
+    like `precision="bf16"` does (an `autocast(enabled=False)` there would silently switch the caller's off)."""
+    x = images[0][:4]
+    with torch.no_grad():
+        fp32 = irad.load_defense("disco")(x)
+        own_bf16 = irad.load_defense("disco", precision="bf16")(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            inside = irad.load_defense("disco")(x)
+    assert float((inside - fp32).abs().max()) > 1e-4  # really bf16, not silently fp32
+    assert torch.allclose(inside, own_bf16, atol=1e-6)

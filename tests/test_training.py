@@ -116,6 +116,26 @@ def test_implicit_training_resumes_to_the_same_weights(pairs, data_root, tmp_pat
         train_implicit(_implicit_cfg(pairs, lr=1e-3), tmp_path / "killed", data_root=data_root, progress=False)
 
 
+def test_time_limit_stops_cleanly_and_the_same_command_finishes_the_run(pairs, data_root, tmp_path):
+    """--time-limit: the run stops after the step that crosses the limit, with validated, exported weights whose
+    sidecar says how far it got; rerun without a limit, it continues to the same weights as an unlimited run."""
+    full = train_implicit(_implicit_cfg(pairs), tmp_path / "full", data_root=data_root, progress=False)
+    early = train_implicit(_implicit_cfg(pairs), tmp_path / "cut", data_root=data_root, progress=False,
+                           time_limit_min=1e-9)
+    meta = json.loads(early.with_suffix(".json").read_text())
+    assert meta["steps_done"] == 1 < meta["steps_planned"]
+    records = [json.loads(line) for line in (tmp_path / "cut" / "log.jsonl").read_text().splitlines()]
+    assert [r for r in records if r.get("event") == "time-limit"][0]["step"] == 1
+    assert any("val_psnr" in r and r.get("step") == 1 for r in records)  # validated before stopping
+    resumed = train_implicit(_implicit_cfg(pairs), tmp_path / "cut", data_root=data_root, progress=False)
+    assert json.loads(resumed.with_suffix(".json").read_text())["steps_done"] == meta["steps_planned"]
+    a, b = load_state_dict_file(full), load_state_dict_file(resumed)
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0, msg=k)
+    with pytest.raises(InputError, match="time limit must be positive"):
+        train_implicit(_implicit_cfg(pairs), tmp_path / "bad", data_root=data_root, progress=False, time_limit_min=0)
+
+
 def test_samplenet_training_learns_only_samplenet(pairs, data_root, tmp_path):
     implicit = train_implicit(_implicit_cfg(pairs), tmp_path / "imp", data_root=data_root, progress=False)
     cfg = SampleNetConfig(implicit=str(implicit), pairs=str(pairs / "train"), val_pairs=str(pairs / "val"),

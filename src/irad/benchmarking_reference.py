@@ -217,6 +217,7 @@ def load_pair(weights: str | Path, device: torch.device, max_queries: int | None
 
     irad_module = load_defense("irad", weights=str(weights), device=device)
     disco_module = load_defense("disco", weights=str(weights), device=device)
+    irad_module.validate = disco_module.validate = False  # the reference checks no input: time the same work
     return {
         "irad": irad_module,
         "disco": disco_module,
@@ -260,8 +261,9 @@ def _time(module: nn.Module, x: torch.Tensor, device: torch.device, repeats: int
     try:
         return time_batch(module, x, device, repeats)
     except torch.cuda.OutOfMemoryError:
-        torch.cuda.empty_cache()
-        return dict(_OOM)
+        pass  # freed below, once the exception (whose traceback holds the failed call's tensors) is gone
+    torch.cuda.empty_cache()
+    return dict(_OOM)
 
 
 def _time_pair(ours: nn.Module, ref: nn.Module, x: torch.Tensor, device: torch.device, repeats: int
@@ -272,8 +274,9 @@ def _time_pair(ours: nn.Module, ref: nn.Module, x: torch.Tensor, device: torch.d
         r = time_side_by_side({"irad": ours, "reference": ref}, x, device, repeats)
         return r["irad"], r["reference"]
     except torch.cuda.OutOfMemoryError:
-        torch.cuda.empty_cache()
-        return _time(ours, x, device, repeats), _time(ref, x, device, repeats)
+        pass  # freed below, outside the handler
+    torch.cuda.empty_cache()
+    return _time(ours, x, device, repeats), _time(ref, x, device, repeats)
 
 
 @contextlib.contextmanager

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 from torch import nn
 
@@ -41,7 +43,10 @@ class ImageResampler(nn.Module):
         n, _, h, w = images.shape
         param = next(self.parameters(), None)
         work = images if param is None else images.to(param.dtype)  # e.g. float64 input, float32 weights
-        with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
+        # fp32 must not switch off an autocast region the caller entered, so it adds no context at all
+        autocast = (torch.autocast(images.device.type, dtype=torch.bfloat16) if self.precision == "bf16"
+                    else contextlib.nullcontext())
+        with autocast:
             phi = self.reconstruction(work)
             if isinstance(self.sampler, IdentitySampler):
                 out = phi.query_grid()

@@ -16,6 +16,11 @@ RUN_DIR = click.option("--out", type=click.Path(file_okay=False), required=True,
                        help="Run folder (resumes if present).")
 
 
+TIME_LIMIT = click.option("--time-limit", "time_limit", type=click.FloatRange(min=0, min_open=True), default=None,
+                          metavar="MINUTES", help="Stop cleanly after this many minutes of training (validates, "
+                          "checkpoints and exports the weights); the same command later continues the run.")
+
+
 def val_images(default: int, what: str):
     return click.option("--val-images", type=click.IntRange(min=1), default=default,
                         help=f"Validation images for the {what} log.")
@@ -103,10 +108,12 @@ def train_pairs_cmd(surrogate, surrogate_weights, dataset, split, eps, alpha, st
 @click.option("--init", "init_weights", type=click.Path(dir_okay=False, exists=True), default=None,
               help="Warm start from an implicit/IRAD weight file (continues an earlier run with a new schedule).")
 @click.option("--out", type=click.Path(file_okay=False), required=True)
+@TIME_LIMIT
 @common_options
 @friendly_errors
 def train_implicit_cmd(task, pairs, val_pairs, dataset, epochs, lr, queries, encoder_blocks, features, train_limit,
-                       val_size, val_images, checkpoint_every, amp, init_weights, out, device, seed, batch_size, data_root) -> None:
+                       val_size, val_images, checkpoint_every, amp, init_weights, out, time_limit, device, seed,
+                       batch_size, data_root) -> None:
     """Train the implicit representation (EDSR encoder + MLP decoder) on one of the five tasks."""
     from ..training.implicit import ImplicitConfig, train_implicit
 
@@ -114,7 +121,7 @@ def train_implicit_cmd(task, pairs, val_pairs, dataset, epochs, lr, queries, enc
                          batch_size=batch_size or 128, lr=lr, queries=queries, n_resblocks=encoder_blocks,
                          n_feats=features, train_limit=train_limit, val_size=val_size, val_images=val_images,
                          checkpoint_every=checkpoint_every, amp=amp, init=init_weights, seed=seed)
-    click.echo(f"weights: {train_implicit(cfg, out, data_root=data_root, device=device)}")
+    click.echo(f"weights: {train_implicit(cfg, out, data_root=data_root, device=device, time_limit_min=time_limit)}")
 
 
 @train.command("samplenet")
@@ -132,10 +139,11 @@ def train_implicit_cmd(task, pairs, val_pairs, dataset, epochs, lr, queries, enc
 @click.option("--checkpoint-every", type=click.IntRange(min=1), default=25)
 @click.option("--amp/--no-amp", default=False, help="bf16 autocast (GPU).")
 @click.option("--out", type=click.Path(file_okay=False), required=True)
+@TIME_LIMIT
 @common_options
 @friendly_errors
 def train_samplenet_cmd(implicit_weights, pairs, val_pairs, surrogate, surrogate_weights, dataset, epochs, lr,
-                        train_limit, val_images, checkpoint_every, amp, out, device, seed, batch_size,
+                        train_limit, val_images, checkpoint_every, amp, out, time_limit, device, seed, batch_size,
                         data_root) -> None:
     """Train SampleNet with the implicit representation frozen; writes OUT/irad.safetensors."""
     from ..training.samplenet import SampleNetConfig, train_samplenet
@@ -144,7 +152,7 @@ def train_samplenet_cmd(implicit_weights, pairs, val_pairs, surrogate, surrogate
                           surrogate_weights=surrogate_weights, dataset=dataset, epochs=epochs,
                           batch_size=batch_size or 400, lr=lr, train_limit=train_limit, val_images=val_images,
                           checkpoint_every=checkpoint_every, amp=amp, seed=seed)
-    click.echo(f"weights: {train_samplenet(cfg, out, data_root=data_root, device=device)}")
+    click.echo(f"weights: {train_samplenet(cfg, out, data_root=data_root, device=device, time_limit_min=time_limit)}")
 
 
 @train.command("stl")

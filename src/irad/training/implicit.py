@@ -20,7 +20,7 @@ from ..reconstruction import ImplicitReconstruction
 from ..utils import resolve_device, seed_everything, sha256_file
 from ..weights import save_weights
 from .pairs import AdversarialPairs
-from .loop import train_steps
+from .loop import minutes_to_seconds, train_steps
 from .rundir import RunDir
 from .tasks import TASKS, TaskBatch, sample_queries
 
@@ -94,7 +94,7 @@ def validation_psnr(model: ImplicitReconstruction, task, source: _Source, n: int
 
 
 def train_implicit(cfg: ImplicitConfig, out: str | Path, data_root=None, device=None, command: list[str] | None = None,
-                   progress: bool = True) -> Path:
+                   progress: bool = True, time_limit_min: float | None = None) -> Path:
     dev = resolve_device(device)
     run = RunDir(out, command)
     seed_everything(cfg.seed)
@@ -123,11 +123,12 @@ def train_implicit(cfg: ImplicitConfig, out: str | Path, data_root=None, device=
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.amp):
             return l1_on_batch(model, batch)
 
-    train_steps(run, cfg, model, opt, train.n, loss_fn, lambda: validation_psnr(model, task, val, cfg.val_images, dev),
-                "train_l1", f"implicit/{cfg.task}", progress, start_record)
+    done = train_steps(run, cfg, model, opt, train.n, loss_fn,
+                       lambda: validation_psnr(model, task, val, cfg.val_images, dev), "train_l1",
+                       f"implicit/{cfg.task}", progress, start_record, minutes_to_seconds(time_limit_min))
     path = run.path / f"implicit-{cfg.task}.safetensors"
     save_resampler_weights(model, None, path, {"task": cfg.task, "dataset": cfg.dataset, "implicit_config":
-                                               asdict(cfg), "command": run.command, "device": str(dev)})
+                                               asdict(cfg), "command": run.command, "device": str(dev), **done})
     run.log({"event": "done", "weights": str(path)})
     return path
 

@@ -18,14 +18,19 @@ from .rundir import RunDir
 def train_steps(run: RunDir, cfg: Any, module: torch.nn.Module, opt: torch.optim.Optimizer, n_items: int,
                 loss_fn: Callable[[np.ndarray, torch.Generator], torch.Tensor],
                 validate: Callable[[], dict[str, float]], loss_name: str, desc: str, progress: bool = True,
-                start_record: dict[str, Any] | None = None) -> None:
+                start_record: dict[str, Any] | None = None, time_limit_s: float | None = None) -> dict[str, int]:
     """Optimise ``module`` for ``cfg.epochs`` epochs (fractional allowed) of ``n_items`` in batches of
-    ``cfg.batch_size``.
+    ``cfg.batch_size``; return ``{"steps_done": ..., "steps_planned": ...}``.
 
     ``loss_fn(indices, generator)`` returns the batch loss; the generator is seeded by (seed, step), and the order by
     (seed, epoch), so a run resumed from ``run``'s checkpoint continues exactly as if it had not stopped. A
     checkpoint is written every ``cfg.checkpoint_every`` steps and at each epoch end, where ``validate()`` runs.
+    ``time_limit_s`` (wall clock, this call only) ends the run early but cleanly: it validates, checkpoints and
+    logs a ``time-limit`` event, so the caller can export the weights and the same command later continues the run.
     """
+    if time_limit_s is not None and time_limit_s <= 0:
+        raise InputError(f"the time limit must be positive, got {time_limit_s} s")
+    deadline = None if time_limit_s is None else time.monotonic() + time_limit_s
     steps_per_epoch = math.ceil(n_items / cfg.batch_size)
     total_steps = max(1, round(cfg.epochs * steps_per_epoch))
     step = 0
@@ -57,17 +62,27 @@ def train_steps(run: RunDir, cfg: Any, module: torch.nn.Module, opt: torch.optim
         bar.update(1)
         bar.set_postfix(loss=f"{loss.item():.4f}")
         end_of_epoch = step % steps_per_epoch == 0 or step == total_steps
-        if step % cfg.checkpoint_every == 0 or end_of_epoch:
+        out_of_time = deadline is not None and time.monotonic() >= deadline and step < total_steps
+        if step % cfg.checkpoint_every == 0 or end_of_epoch or out_of_time:
             record = {"step": step, "epoch": round(step / steps_per_epoch, 3), loss_name: loss_acc / n_acc,
                       "images_per_s": round(n_acc * cfg.batch_size / (time.time() - t0), 2)}
-            if end_of_epoch:
+            if end_of_epoch or out_of_time:
                 record.update(validate())
                 module.train()
             run.log(record)
             run.save_checkpoint({"model": module.state_dict(), "optimizer": opt.state_dict(), "step": step,
                                  "config": asdict(cfg)})
             loss_acc, n_acc, t0 = 0.0, 0, time.time()
+        if out_of_time:
+            run.log({"event": "time-limit", "step": step, "steps_planned": total_steps,
+                     "note": "stopped early; the same command continues from the checkpoint"})
+            break
     bar.close()
+    return {"steps_done": step, "steps_planned": total_steps}
+
+
+def minutes_to_seconds(minutes: float | None) -> float | None:
+    return None if minutes is None else 60.0 * minutes
 
 
 def _changed_settings(saved: dict[str, Any], cfg: Any) -> list[str]:

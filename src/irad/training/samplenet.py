@@ -21,7 +21,7 @@ from ..sampling import SampleNet
 from ..utils import resolve_device, seed_everything
 from .implicit import save_resampler_weights
 from .pairs import AdversarialPairs
-from .loop import train_steps
+from .loop import minutes_to_seconds, train_steps
 from .rundir import RunDir
 
 
@@ -81,7 +81,8 @@ def trained_against(pairs: AdversarialPairs, cfg: SampleNetConfig) -> list[str]:
 
 
 def train_samplenet(cfg: SampleNetConfig, out: str | Path, data_root=None, device=None,
-                    command: list[str] | None = None, progress: bool = True) -> Path:
+                    command: list[str] | None = None, progress: bool = True,
+                    time_limit_min: float | None = None) -> Path:
     from ..classifiers import load_classifier
     from ..defenses.resampling import load_irad_parts
 
@@ -109,13 +110,14 @@ def train_samplenet(cfg: SampleNetConfig, out: str | Path, data_root=None, devic
             logits = classifier(resample_with(recon, samplenet, x)).float()
         return 2 * F.cross_entropy(logits, torch.cat([y, y]).to(dev))  # = CE(clean) + CE(adv), batch means
 
-    train_steps(run, cfg, samplenet, opt, n_train, loss_fn,
-                lambda: validation_accuracy(recon, samplenet, classifier, val, cfg.val_images, dev), "train_ce",
-                "samplenet", progress, {"device": str(dev), "train_images": n_train})
+    done = train_steps(run, cfg, samplenet, opt, n_train, loss_fn,
+                       lambda: validation_accuracy(recon, samplenet, classifier, val, cfg.val_images, dev),
+                       "train_ce", "samplenet", progress, {"device": str(dev), "train_images": n_train},
+                       minutes_to_seconds(time_limit_min))
     path = run.path / "irad.safetensors"
     save_resampler_weights(recon, samplenet, path, {
         "task": implicit_meta.get("task"), "dataset": cfg.dataset, "implicit_config": implicit_meta.get(
             "implicit_config"), "implicit_command": implicit_meta.get("command"), "samplenet_config": asdict(cfg),
-        "command": run.command, "device": str(dev), "trained_against": trained_against(train, cfg)})
+        "command": run.command, "device": str(dev), "trained_against": trained_against(train, cfg), **done})
     run.log({"event": "done", "weights": str(path)})
     return path

@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# The GPU session of 2026-11-27, in two device calls (the carry limit, 64 MiB a call, splits the data in two).
+# Run from the repository root on the device machine; results land in $OUT. Prepared here by:
+#   scripts/gpu_session.sh prepare            # (this machine) gpu-c1/, gpu-c2/: packs, wheels, surrogate
+# and on the device:
+#   CALL=1 scripts/gpu_session.sh             # carry gpu-c1: setup, CUDA smoke run of every stage, `irad bench`
+#   CALL=2 BUDGET=480 scripts/gpu_session.sh  # carry gpu-c2: pairs (PGD-100, ResNet-18), implicit, SampleNet
+# Call 2 splits what is left of BUDGET (seconds) between the implicit representation (3/4) and SampleNet, via
+# `--time-limit`, so the whole call ends inside its device limit; every stage writes its results to $OUT at once.
+# The surrogate (pyautoattack's ResNet-18) travels rounded to float16 (44.8 -> 21.3 MiB); on test1000 it gives the
+# same 93.7 % and the same prediction for all 1,000 images as the float32 file (max logit difference 0.014).
+set -euo pipefail
+W=gpu-work
+if [ "${1:-}" = prepare ]; then
+    SRC=${SRC:-../shared/data/cifar10/train.npz}
+    PY=${PY:-.venv/bin/python}
+    A_STOP=${A_STOP:-9500}
+    B_STOP=${B_STOP:-33000}
+    rm -rf gpu-c1 gpu-c2 && mkdir -p gpu-c1/site gpu-c2
+    cp -r .venv/lib/python3.11/site-packages/pyautoattack gpu-c1/site/
+    rm -rf gpu-c1/site/pyautoattack/examples gpu-c1/site/pyautoattack/__pycache__
+    $PY -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+        --platform manylinux_2_17_x86_64 -d gpu-c1 torchattacks==3.5.1
+    $PY - <<'PYEOF'
+import json
+import torch
+from safetensors.torch import save_file
+from irad.utils import sha256_file
+from irad.weights import resolve_weights
+_, src = resolve_weights("resnet18-autoattack")
+sd = torch.load(src, map_location="cpu", weights_only=True)
+save_file({k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in sd.items()},
+          "gpu-c1/resnet18-fp16.safetensors")
+json.dump({"arch": "resnet18", "dataset": "cifar10", "mean": None, "std": None, "num_classes": 10,
+           "sha256": sha256_file("gpu-c1/resnet18-fp16.safetensors"), "original_sha256": sha256_file(src),
+           "source": "pyautoattack==0.2.0 examples/model_test.pt, rounded to float16 for a GPU call's carry"},
+          open("gpu-c1/resnet18-fp16.json", "w"), indent=1)
+PYEOF
+    $PY scripts/gpu_data.py pack "$SRC" gpu-c1/val.npz --images 45000:46000 --role val
+    $PY scripts/gpu_data.py pack "$SRC" gpu-c1/train-a.npz --images 0:"$A_STOP"
+    $PY scripts/gpu_data.py pack "$SRC" gpu-c2/train-b.npz --images "$A_STOP":"$B_STOP"
+    du -sh gpu-c1 gpu-c2
+    exit 0
+fi
+
+OUT=${OUT:?run on the device machine, where OUT is set}
+export PYTHONPATH="$PWD/src:$PWD/$W/site" PYTHONUNBUFFERED=1
+PYBIN=${PYBIN:-python3}  # the device's Python, which has torch
+DEV=${DEV:-cuda}         # DEV=cpu PYBIN=.venv/bin/python PAIRS_EXTRA="--limit 40 --steps 1": a dry run here
+irad() { $PYBIN -m irad "$@"; }
+log() { echo "[$(date +%T) +${SECONDS}s] $*"; }
+show() { tr '\r' '\n' <"$1" | grep -v 'it/s]$' | tail -n 25 | tee -a "$OUT/session.log" || true; }
+
+case ${CALL:?set CALL=1 or CALL=2} in
+1)
+    mkdir -p $W/site $W/packs
+    for whl in gpu-c1/*.whl; do $PYBIN -m zipfile -e "$whl" $W/site; done  # pure-Python wheels: unzip = install
+    cp -r gpu-c1/site/pyautoattack $W/site/
+    cp gpu-c1/resnet18-fp16.* gpu-c1/*.npz $W/ 2>/dev/null; mv $W/val.npz $W/train-a.npz $W/packs/
+    { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv || true; } | tee $OUT/smoke.log
+    $PYBIN -c "import torch, irad, torchattacks, pyautoattack; print('torch', torch.__version__, torch.cuda.get_device_name() if torch.cuda.is_available() else 'no GPU')" | tee -a $OUT/smoke.log
+    log "smoke: every stage on CUDA at toy size" | tee -a $OUT/smoke.log
+    (
+        set -x
+        $PYBIN scripts/gpu_data.py unpack $W/smoke/cifar10/train.npz $W/packs/val.npz $W/packs/train-a.npz
+        S="--device $DEV --data $W/smoke"
+        irad train pairs --surrogate-weights $W/resnet18-fp16.safetensors --split train --limit 64 --steps 2 \
+            --val-size 1000 --out $W/smoke/pairs-train $S
+        irad train pairs --surrogate-weights $W/resnet18-fp16.safetensors --split val --limit 64 --steps 2 \
+            --val-size 1000 --out $W/smoke/pairs-val $S
+        irad train implicit --pairs $W/smoke/pairs-train --val-pairs $W/smoke/pairs-val --epochs 2 --amp \
+            --val-images 32 --val-size 1000 --batch-size 32 --time-limit 0.5 --out $W/smoke/implicit $S
+        irad train samplenet --implicit $W/smoke/implicit/implicit-adversarial-denoising.safetensors \
+            --pairs $W/smoke/pairs-train --val-pairs $W/smoke/pairs-val \
+            --surrogate-weights $W/resnet18-fp16.safetensors --epochs 1 --amp --val-images 32 --batch-size 32 \
+            --out $W/smoke/samplenet $S
+        $PYBIN -c "import irad, torch; d = irad.load_defense('irad', weights='$W/smoke/samplenet/irad.safetensors', device='$DEV'); print('purified', d(torch.rand(4, 3, 32, 32, device='$DEV')).shape)"
+    ) >>$OUT/smoke.log 2>&1 && log "smoke: OK" | tee -a $OUT/smoke.log || log "smoke: FAILED" | tee -a $OUT/smoke.log
+    log "bench 1: strict fp32 (no TF32, like for like with the reference) and bf16, batches 1/64/200/1000"
+    timeout ${BENCH_S:-150} $PYBIN -m irad bench --reference --strict-fp32 --repeats 5 --device $DEV \
+        --json $OUT/bench-strict.json 2>&1 | tee $OUT/bench-strict.md || log "bench 1 stopped (rc $?)"
+    log "bench 2: PyTorch's default TF32 settings, + image sizes (batch 64) and training throughput"
+    timeout ${BENCH_S:-150} $PYBIN -m irad bench --reference --training --image-sizes 32,64,128,224 --batch-size 64 \
+        --device $DEV --json $OUT/bench-default.json 2>&1 | tee $OUT/bench-default.md || log "bench 2 stopped (rc $?)"
+    log "call 1 done" ;;
+2)
+    BUDGET=${BUDGET:-480}
+    # the logs come back whatever happens
+    trap 'tar czf $OUT/runs.tgz $(ls -d $W/pairs-*/meta.json $W/implicit/log.jsonl $W/implicit/command.txt \
+        $W/implicit.out $W/samplenet/log.jsonl $W/samplenet/command.txt $W/samplenet.out 2>/dev/null) || true' EXIT
+    cp gpu-c2/*.npz $W/packs/
+    log "unpack" | tee $OUT/session.log
+    $PYBIN scripts/gpu_data.py unpack $W/data/cifar10/train.npz $W/packs/*.npz 2>&1 | tee -a $OUT/session.log
+    S="--device $DEV --data $W/data"
+    R18="--surrogate-weights $W/resnet18-fp16.safetensors"
+    log "pairs" | tee -a $OUT/session.log
+    irad train pairs $R18 --split train --val-size 1000 --shard-size 4000 --batch-size 4000 --out $W/pairs-train $S \
+        ${PAIRS_EXTRA:-} \
+        2>&1 | tail -n 3 | tee -a $OUT/session.log
+    irad train pairs $R18 --split val --val-size 1000 --shard-size 1000 --batch-size 1000 --out $W/pairs-val $S \
+        ${PAIRS_EXTRA:-} \
+        2>&1 | tail -n 3 | tee -a $OUT/session.log
+    left=$((BUDGET - SECONDS)); imp=$(( (left - 75) * 3 / 4 )); imp=$(( imp > 6 ? imp : 6 ))
+    log "implicit: ${imp}s of training" | tee -a $OUT/session.log
+    irad train implicit --pairs $W/pairs-train --val-pairs $W/pairs-val --epochs 200 ${AMP:---amp} --val-size 1000 \
+        --val-images 1000 --checkpoint-every 500 --time-limit "$($PYBIN -c "print($imp / 60)")" \
+        --out $W/implicit $S >$W/implicit.out 2>&1 || fail=1
+    show $W/implicit.out; [ -z "${fail:-}" ]
+    cp $W/implicit/implicit-adversarial-denoising.* $OUT/
+    left=$((BUDGET - SECONDS)); sn=$(( left - 40 )); sn=$(( sn > 6 ? sn : 6 ))
+    log "samplenet: ${sn}s of training" | tee -a $OUT/session.log
+    irad train samplenet --implicit $W/implicit/implicit-adversarial-denoising.safetensors --pairs $W/pairs-train \
+        --val-pairs $W/pairs-val $R18 --epochs 50 ${AMP:---amp} --val-images 1000 --checkpoint-every 50 \
+        --time-limit "$($PYBIN -c "print($sn / 60)")" --out $W/samplenet $S >$W/samplenet.out 2>&1 || fail=1
+    show $W/samplenet.out; [ -z "${fail:-}" ]
+    cp $W/samplenet/irad.safetensors $W/samplenet/irad.json $OUT/
+    log "call 2 done" | tee -a $OUT/session.log ;;
+*) echo "CALL must be 1 or 2" >&2; exit 2 ;;
+esac

@@ -1,21 +1,22 @@
 #!/usr/bin/env bash
-# The GPU session of 2026-11-27, in two device calls (the carry limit, 64 MiB a call, splits the data in two).
+# A GPU session in two device calls (the carry limit, 64 MiB a call, splits the data in two).
 # Run from the repository root on the device machine; results land in $OUT. Prepared here by:
 #   scripts/gpu_session.sh prepare            # (this machine) gpu-c1/, gpu-c2/: packs, wheels, surrogate
 # and on the device:
 #   CALL=1 scripts/gpu_session.sh             # carry gpu-c1: setup, CUDA smoke run of every stage, `irad bench`
 #   CALL=2 BUDGET=480 scripts/gpu_session.sh  # carry gpu-c2: pairs (PGD-100, ResNet-18), implicit, SampleNet
-# Call 2 splits what is left of BUDGET (seconds) between the implicit representation (3/4) and SampleNet, via
-# `--time-limit`, so the whole call ends inside its device limit; every stage writes its results to $OUT at once.
-# The surrogate (pyautoattack's ResNet-18) travels rounded to float16 (44.8 -> 21.3 MiB); on test1000 it gives the
-# same 93.7 % and the same prediction for all 1,000 images as the float32 file (max logit difference 0.014).
+# Both calls run the stages of scripts/recipe_gpu.sh (call 1 at toy size). Call 2 splits what is left of BUDGET
+# (seconds) between the implicit representation (3/4) and SampleNet, via `--time-limit`, so the whole call ends
+# inside its device limit; every stage writes its results to $OUT at once.
+# The surrogate (pyautoattack's ResNet-18) travels rounded to float16 (44.8 -> 21.3 MiB); `prepare` checks on
+# test1000 that it predicts what the float32 file predicts.
 set -euo pipefail
 W=gpu-work
 if [ "${1:-}" = prepare ]; then
     SRC=${SRC:-../shared/data/cifar10/train.npz}
     PY=${PY:-.venv/bin/python}
-    A_STOP=${A_STOP:-9500}
-    B_STOP=${B_STOP:-33000}
+    A_STOP=${A_STOP:-9000}    # sizes that fit: 65.3 / 64.9 MB with the tree, of 67.1
+    B_STOP=${B_STOP:-31500}
     rm -rf gpu-c1 gpu-c2 && mkdir -p gpu-c1/site gpu-c2
     cp -r .venv/lib/python3.11/site-packages/pyautoattack gpu-c1/site/
     rm -rf gpu-c1/site/pyautoattack/examples gpu-c1/site/pyautoattack/__pycache__
@@ -35,6 +36,17 @@ json.dump({"arch": "resnet18", "dataset": "cifar10", "mean": None, "std": None, 
            "sha256": sha256_file("gpu-c1/resnet18-fp16.safetensors"), "original_sha256": sha256_file(src),
            "source": "pyautoattack==0.2.0 examples/model_test.pt, rounded to float16 for a GPU call's carry"},
           open("gpu-c1/resnet18-fp16.json", "w"), indent=1)
+from irad.classifiers import load_classifier
+from irad.data.datasets import load_dataset
+x, y = load_dataset("cifar10", "test").tensors(1000, 0)
+with torch.no_grad():
+    logits = [torch.cat([load_classifier("resnet18", weights=w)(x[i:i + 250]) for i in range(0, 1000, 250)])
+              for w in ("default", "gpu-c1/resnet18-fp16.safetensors")]
+acc = [float((z.argmax(1) == y).float().mean()) for z in logits]
+same = float((logits[0].argmax(1) == logits[1].argmax(1)).float().mean())
+print(f"test1000: float32 {acc[0]:.3f}, float16 {acc[1]:.3f}, same prediction {same:.3f}, "
+      f"max logit difference {float((logits[0] - logits[1]).abs().max()):.3g}")
+assert same == 1.0, "the float16 surrogate predicts differently"
 PYEOF
     $PY scripts/gpu_data.py pack "$SRC" gpu-c1/val.npz --images 45000:46000 --role val
     $PY scripts/gpu_data.py pack "$SRC" gpu-c1/train-a.npz --images 0:"$A_STOP"
@@ -46,7 +58,7 @@ fi
 OUT=${OUT:?run on the device machine, where OUT is set}
 export PYTHONPATH="$PWD/src:$PWD/$W/site" PYTHONUNBUFFERED=1
 PYBIN=${PYBIN:-python3}  # the device's Python, which has torch
-DEV=${DEV:-cuda}         # DEV=cpu PYBIN=.venv/bin/python PAIRS_EXTRA="--limit 40 --steps 1": a dry run here
+DEV=${DEV:-cuda}         # dry run here: DEV=cpu PYBIN=.venv/bin/python AMP=--no-amp LIMIT=40 VAL_LIMIT=20 STEPS=1
 irad() { $PYBIN -m irad "$@"; }
 log() { echo "[$(date +%T) +${SECONDS}s] $*"; }
 show() { tr '\r' '\n' <"$1" | grep -v 'it/s]$' | tail -n 25 | tee -a "$OUT/session.log" || true; }
@@ -63,17 +75,10 @@ case ${CALL:?set CALL=1 or CALL=2} in
     (
         set -x
         $PYBIN scripts/gpu_data.py unpack $W/smoke/cifar10/train.npz $W/packs/val.npz $W/packs/train-a.npz
-        S="--device $DEV --data $W/smoke"
-        irad train pairs --surrogate-weights $W/resnet18-fp16.safetensors --split train --limit 64 --steps 2 \
-            --val-size 1000 --out $W/smoke/pairs-train $S
-        irad train pairs --surrogate-weights $W/resnet18-fp16.safetensors --split val --limit 64 --steps 2 \
-            --val-size 1000 --out $W/smoke/pairs-val $S
-        irad train implicit --pairs $W/smoke/pairs-train --val-pairs $W/smoke/pairs-val --epochs 2 --amp \
-            --val-images 32 --val-size 1000 --batch-size 32 --time-limit 0.5 --out $W/smoke/implicit $S
-        irad train samplenet --implicit $W/smoke/implicit/implicit-adversarial-denoising.safetensors \
-            --pairs $W/smoke/pairs-train --val-pairs $W/smoke/pairs-val \
-            --surrogate-weights $W/resnet18-fp16.safetensors --epochs 1 --amp --val-images 32 --batch-size 32 \
-            --out $W/smoke/samplenet $S
+        export IRAD="$PYBIN -m irad" DEVICE=$DEV SURROGATE_WEIGHTS=$W/resnet18-fp16.safetensors VAL_SIZE=1000 \
+            LIMIT=64 VAL_LIMIT=64 STEPS=2 IMPLICIT_EPOCHS=2 IMPLICIT_BATCH=32 SAMPLENET_EPOCHS=1 \
+            SAMPLENET_BATCH=32 IMPLICIT_MINUTES=0.5
+        for stage in pairs implicit samplenet; do STAGE=$stage scripts/recipe_gpu.sh $W/smoke $W/smoke; done
         $PYBIN -c "import irad, torch; d = irad.load_defense('irad', weights='$W/smoke/samplenet/irad.safetensors', device='$DEV'); print('purified', d(torch.rand(4, 3, 32, 32, device='$DEV')).shape)"
     ) >>$OUT/smoke.log 2>&1 && log "smoke: OK" | tee -a $OUT/smoke.log || log "smoke: FAILED" | tee -a $OUT/smoke.log
     log "bench 1: strict fp32 (no TF32, like for like with the reference) and bf16, batches 1/64/200/1000"
@@ -87,31 +92,25 @@ case ${CALL:?set CALL=1 or CALL=2} in
     BUDGET=${BUDGET:-480}
     # the logs come back whatever happens
     trap 'tar czf $OUT/runs.tgz $(ls -d $W/pairs-*/meta.json $W/implicit/log.jsonl $W/implicit/command.txt \
-        $W/implicit.out $W/samplenet/log.jsonl $W/samplenet/command.txt $W/samplenet.out 2>/dev/null) || true' EXIT
+        $W/pairs.out $W/implicit.out $W/samplenet/log.jsonl $W/samplenet/command.txt $W/samplenet.out 2>/dev/null) || true' EXIT
     cp gpu-c2/*.npz $W/packs/
     log "unpack" | tee $OUT/session.log
     $PYBIN scripts/gpu_data.py unpack $W/data/cifar10/train.npz $W/packs/*.npz 2>&1 | tee -a $OUT/session.log
-    S="--device $DEV --data $W/data"
-    R18="--surrogate-weights $W/resnet18-fp16.safetensors"
+    export IRAD="$PYBIN -m irad" DEVICE=$DEV SURROGATE_WEIGHTS=$W/resnet18-fp16.safetensors VAL_SIZE=1000 \
+        IMPLICIT_EPOCHS=200 SAMPLENET_EPOCHS=50 AMP=${AMP:---amp}
     log "pairs" | tee -a $OUT/session.log
-    irad train pairs $R18 --split train --val-size 1000 --shard-size 4000 --batch-size 4000 --out $W/pairs-train $S \
-        ${PAIRS_EXTRA:-} \
-        2>&1 | tail -n 3 | tee -a $OUT/session.log
-    irad train pairs $R18 --split val --val-size 1000 --shard-size 1000 --batch-size 1000 --out $W/pairs-val $S \
-        ${PAIRS_EXTRA:-} \
-        2>&1 | tail -n 3 | tee -a $OUT/session.log
+    STAGE=pairs scripts/recipe_gpu.sh $W/data $W >$W/pairs.out 2>&1 || fail=1
+    show $W/pairs.out; [ -z "${fail:-}" ]
     left=$((BUDGET - SECONDS)); imp=$(( (left - 75) * 3 / 4 )); imp=$(( imp > 6 ? imp : 6 ))
     log "implicit: ${imp}s of training" | tee -a $OUT/session.log
-    irad train implicit --pairs $W/pairs-train --val-pairs $W/pairs-val --epochs 200 ${AMP:---amp} --val-size 1000 \
-        --val-images 1000 --checkpoint-every 500 --time-limit "$($PYBIN -c "print($imp / 60)")" \
-        --out $W/implicit $S >$W/implicit.out 2>&1 || fail=1
+    IMPLICIT_MINUTES=$($PYBIN -c "print($imp / 60)") STAGE=implicit scripts/recipe_gpu.sh $W/data $W \
+        >$W/implicit.out 2>&1 || fail=1
     show $W/implicit.out; [ -z "${fail:-}" ]
     cp $W/implicit/implicit-adversarial-denoising.* $OUT/
     left=$((BUDGET - SECONDS)); sn=$(( left - 40 )); sn=$(( sn > 6 ? sn : 6 ))
     log "samplenet: ${sn}s of training" | tee -a $OUT/session.log
-    irad train samplenet --implicit $W/implicit/implicit-adversarial-denoising.safetensors --pairs $W/pairs-train \
-        --val-pairs $W/pairs-val $R18 --epochs 50 ${AMP:---amp} --val-images 1000 --checkpoint-every 50 \
-        --time-limit "$($PYBIN -c "print($sn / 60)")" --out $W/samplenet $S >$W/samplenet.out 2>&1 || fail=1
+    SAMPLENET_MINUTES=$($PYBIN -c "print($sn / 60)") STAGE=samplenet scripts/recipe_gpu.sh $W/data $W \
+        >$W/samplenet.out 2>&1 || fail=1
     show $W/samplenet.out; [ -z "${fail:-}" ]
     cp $W/samplenet/irad.safetensors $W/samplenet/irad.json $OUT/
     log "call 2 done" | tee -a $OUT/session.log ;;

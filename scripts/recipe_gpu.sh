@@ -22,28 +22,38 @@ LIMIT=${LIMIT:-}            # training pairs (default: the whole train split of 
 VAL_LIMIT=${VAL_LIMIT:-1000}
 STEPS=${STEPS:-100}
 SURROGATE=${SURROGATE:-resnet18}
+SURROGATE_WEIGHTS=${SURROGATE_WEIGHTS:-default}  # a file, e.g. when the package's weights cannot travel
+VAL_SIZE=${VAL_SIZE:-5000}  # the last VAL_SIZE images of DATA's train.npz are the validation split
 IMPLICIT_EPOCHS=${IMPLICIT_EPOCHS:-40}
 IMPLICIT_BATCH=${IMPLICIT_BATCH:-128}
 SAMPLENET_EPOCHS=${SAMPLENET_EPOCHS:-5}
 SAMPLENET_BATCH=${SAMPLENET_BATCH:-400}
 AMP=${AMP:---amp}
+IMPLICIT_MINUTES=${IMPLICIT_MINUTES:-}    # optional --time-limit of each training stage (clean stop, resumable)
+SAMPLENET_MINUTES=${SAMPLENET_MINUTES:-}
 limit_arg=()
 [ -n "$LIMIT" ] && limit_arg=(--limit "$LIMIT")
+imp_limit=() sn_limit=()
+[ -n "$IMPLICIT_MINUTES" ] && imp_limit=(--time-limit "$IMPLICIT_MINUTES")
+[ -n "$SAMPLENET_MINUTES" ] && sn_limit=(--time-limit "$SAMPLENET_MINUTES")
+S=(--device "$DEVICE" --data "$DATA")
 
 case "${STAGE:?set STAGE=pairs|implicit|samplenet}" in
   pairs)
-    $IRAD train pairs --surrogate "$SURROGATE" --split train --steps "$STEPS" "${limit_arg[@]}" --batch-size 2000 \
-        --device "$DEVICE" --data "$DATA" --out "$OUT/pairs-train"
-    $IRAD train pairs --surrogate "$SURROGATE" --split val --steps "$STEPS" --limit "$VAL_LIMIT" --batch-size 2000 \
-        --device "$DEVICE" --data "$DATA" --out "$OUT/pairs-val" ;;
+    $IRAD train pairs --surrogate "$SURROGATE" --surrogate-weights "$SURROGATE_WEIGHTS" --split train \
+        --steps "$STEPS" "${limit_arg[@]}" --val-size "$VAL_SIZE" --shard-size 4000 --batch-size 4000 "${S[@]}" \
+        --out "$OUT/pairs-train"
+    $IRAD train pairs --surrogate "$SURROGATE" --surrogate-weights "$SURROGATE_WEIGHTS" --split val \
+        --steps "$STEPS" --limit "$VAL_LIMIT" --val-size "$VAL_SIZE" --shard-size 1000 --batch-size 1000 "${S[@]}" \
+        --out "$OUT/pairs-val" ;;
   implicit)
     $IRAD train implicit --task adversarial-denoising --pairs "$OUT/pairs-train" --val-pairs "$OUT/pairs-val" \
-        --epochs "$IMPLICIT_EPOCHS" --batch-size "$IMPLICIT_BATCH" $AMP --checkpoint-every 200 \
-        --device "$DEVICE" --data "$DATA" --out "$OUT/implicit" ;;
+        --epochs "$IMPLICIT_EPOCHS" --batch-size "$IMPLICIT_BATCH" $AMP --val-size "$VAL_SIZE" \
+        --val-images "$VAL_LIMIT" --checkpoint-every 500 "${imp_limit[@]}" "${S[@]}" --out "$OUT/implicit" ;;
   samplenet)
     $IRAD train samplenet --implicit "$OUT/implicit/implicit-adversarial-denoising.safetensors" \
         --pairs "$OUT/pairs-train" --val-pairs "$OUT/pairs-val" --surrogate "$SURROGATE" \
-        --epochs "$SAMPLENET_EPOCHS" --batch-size "$SAMPLENET_BATCH" $AMP --checkpoint-every 20 \
-        --device "$DEVICE" --data "$DATA" --out "$OUT/samplenet" ;;
+        --surrogate-weights "$SURROGATE_WEIGHTS" --epochs "$SAMPLENET_EPOCHS" --batch-size "$SAMPLENET_BATCH" $AMP \
+        --val-images "$VAL_LIMIT" --checkpoint-every 50 "${sn_limit[@]}" "${S[@]}" --out "$OUT/samplenet" ;;
   *) echo "unknown STAGE $STAGE" >&2; exit 2 ;;
 esac

@@ -18,9 +18,10 @@ STEPS=("$@")
 run() {  # run NAME ARGS...: one evaluation, timed, into $OUT/NAME
     local name=$1
     shift
-    local t0=$SECONDS
+    local t0=$SECONDS resumed=""
+    [ -f "$OUT/$name/results.json" ] && resumed=" [resumed: only the rows still missing]"
     "$IRAD" evaluate --cache "$CACHE" --out "$OUT/$name" "$@" > "$OUT/$name.out" 2>&1
-    echo "$name: $((SECONDS - t0)) s  ($IRAD evaluate $*)" | tee -a "$OUT/timings.txt"
+    echo "$name: $((SECONDS - t0)) s$resumed  ($IRAD evaluate $*)" | tee -a "$OUT/timings.txt"
 }
 
 slug() { echo "$1" | tr -c 'a-z0-9\n' '-'; }  # a defense spec as a folder name
@@ -64,8 +65,9 @@ for step in "${STEPS[@]}"; do
             run "table5-$(slug "$d")" --victim resnet32 --threat-model full-gradient \
                 --attack pgd:steps=10 --eot-samples 4 --defense "$d" -n 16 --repeats 1
         done ;;
-    table3-diffpure)  # BPDA PGD-20 (EOT 8) on the short DiffPure without and with IRAD after it: 16 images
-        for d in diffpure:t_star=0.02,steps=20 irad+diffpure; do
+    table3-diffpure)  # BPDA PGD-20 (EOT 8) on the short DiffPure without and with IRAD after it, and on the
+                      # 100-step DiffPure (about 4 CPU minutes per image): 16 images
+        for d in diffpure:t_star=0.02,steps=20 irad+diffpure diffpure; do
             run "table3-$(slug "$d")" --preset table3 --victim resnet32 --defense "$d" -n 16
         done ;;
     bf16)  # IRAD in bfloat16 autocast vs fp32 (accuracy only: this CPU has no fast bf16)

@@ -33,17 +33,4 @@ $IRAD train samplenet --implicit "$OUT/implicit2/implicit-adversarial-denoising.
     --pairs "$OUT/pairs-train" --val-pairs "$OUT/pairs-val" --surrogate "$SURROGATE" \
     --surrogate-weights "$SURROGATE_WEIGHTS" --epochs 0.8 --batch-size 50 --val-images 200 --checkpoint-every 8 \
     --data "$DATA" --out "$OUT/samplenet2"
-# Stage 3 (added in a later session: stage 2 was still gaining ~1 dB per epoch and its reconstruction did not yet
-# denoise, 32.7 dB against the adversarial input's 32.9): 10,000 pairs instead of 3,000, 1.3 more epochs from
-# stage 2's weights, then SampleNet again (0.25 epoch = 2,500 pairs). --time-limit is only a safety net.
-$IRAD train pairs --surrogate "$SURROGATE" --surrogate-weights "$SURROGATE_WEIGHTS" --split train \
-    --steps 10 --limit 10000 --shard-size 500 --data "$DATA" --out "$OUT/pairs-train-10k"
-$IRAD train implicit --task adversarial-denoising --pairs "$OUT/pairs-train-10k" --val-pairs "$OUT/pairs-val" \
-    --init "$OUT/implicit2/implicit-adversarial-denoising.safetensors" \
-    --epochs 1.3 --queries 256 --batch-size 32 --lr 2e-4 --val-images 200 --checkpoint-every 25 --time-limit 70 \
-    --data "$DATA" --out "$OUT/implicit3"
-$IRAD train samplenet --implicit "$OUT/implicit3/implicit-adversarial-denoising.safetensors" \
-    --pairs "$OUT/pairs-train-10k" --val-pairs "$OUT/pairs-val" --surrogate "$SURROGATE" \
-    --surrogate-weights "$SURROGATE_WEIGHTS" --epochs 0.25 --batch-size 50 --val-images 200 --checkpoint-every 8 \
-    --time-limit 30 --data "$DATA" --out "$OUT/samplenet3"
-echo "IRAD weights: $OUT/samplenet3/irad.safetensors"
+echo "IRAD weights: $OUT/samplenet2/irad.safetensors"

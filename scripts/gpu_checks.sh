@@ -9,18 +9,22 @@
 #                                          # the paper's claim that IRAD+DiffPure keeps DiffPure's robustness
 #   CHECK=bf16     scripts/gpu_checks.sh   # IRAD SA/RA in fp32 and bf16 on test1000 (oblivious AutoAttack)
 set -euo pipefail
-IRAD=${IRAD:-.venv/bin/irad}
+# irad: the venv's where there is one, else the device's Python (after `CALL=1 scripts/gpu_session.sh`, run with
+# PYTHONPATH=$PWD/src:$PWD/gpu-work/site so that pyautoattack and torchattacks are found)
+if [ -z "${IRAD:-}" ]; then
+    if [ -x .venv/bin/irad ]; then IRAD=.venv/bin/irad; else IRAD="python3 -m irad"; fi
+fi
 OUT=${OUT:-results/gpu}
 N=${N:-200}
 mkdir -p "$OUT"
 case ${CHECK:-bench} in
 bench)
-    "$IRAD" bench --reference --training --image-sizes 32,64,128,224 --json "$OUT/bench.json" | tee "$OUT/bench.md" ;;
+    $IRAD bench --reference --training --image-sizes 32,64,128,224 --json "$OUT/bench.json" | tee "$OUT/bench.md" ;;
 table5)
-    "$IRAD" evaluate --preset table5 --victim resnet32 --defense diffpure:t_star=0.02,steps=20 \
+    $IRAD evaluate --preset table5 --victim resnet32 --defense diffpure:t_star=0.02,steps=20 \
         --defense irad+diffpure --defense diffpure -n "$N" --out "$OUT/table5" --cache "$OUT/cache" ;;
 bf16)
-    "$IRAD" evaluate --victim resnet32 --attack autoattack --defense irad --defense irad:precision=bf16 -n 1000 \
+    $IRAD evaluate --victim resnet32 --attack autoattack --defense irad --defense irad:precision=bf16 -n 1000 \
         --out "$OUT/bf16" --cache "$OUT/cache" ;;
 *) echo "unknown CHECK=$CHECK (bench, table5, bf16)" >&2; exit 2 ;;
 esac

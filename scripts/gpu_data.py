@@ -1,7 +1,8 @@
-"""Carry CIFAR-10 training images to a GPU call in WebP-lossless packs (about 59 % of the raw size), and back.
+"""Carry CIFAR-10 training images to a GPU call in WebP-lossless packs (about 57 % of the raw size), and back.
 
-A device call carries at most 64 MiB with the repository, so the 50,000-image training set (141 MB) cannot travel
-at once; lossless WebP makes each call carry ~1.7x more images. Decoding is checked bit-exact by sha256.
+A device call carries at most 64 MiB with the repository, so the 50,000-image training set (153.6 MB raw, 141 MB as
+compressed .npz) cannot travel at once; lossless WebP (about 57 % of the raw size on CIFAR-10) makes each call carry
+~1.7x more images. Decoding is checked bit-exact by sha256.
 
     python scripts/gpu_data.py pack ../shared/data/cifar10/train.npz gpu-c1/train-a.npz --images 0:10000
     python scripts/gpu_data.py pack ../shared/data/cifar10/train.npz gpu-c1/val.npz --images 45000:46000 --role val
@@ -19,7 +20,7 @@ import io
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, features
 
 
 def _sha(a: np.ndarray) -> str:
@@ -27,9 +28,17 @@ def _sha(a: np.ndarray) -> str:
 
 
 def pack(src: str, out: str, images: str, role: str) -> None:
-    start, stop = (int(v) for v in images.split(":"))
     with np.load(src) as f:
+        n = len(f["labels"])
+        try:
+            start, stop = (int(v) for v in images.split(":"))
+        except ValueError:
+            raise SystemExit(f"--images must be START:STOP (integers), got {images!r}") from None
+        if not 0 <= start < stop <= n:
+            raise SystemExit(f"--images {images}: need 0 <= START < STOP <= {n} (the images in {src})")
         x, y = f["images"][start:stop], f["labels"][start:stop]
+    if not features.check("webp"):
+        raise SystemExit("this Pillow cannot write WebP; install a Pillow built with libwebp (the PyPI wheels are)")
     blobs = []
     for im in x:
         buf = io.BytesIO()
@@ -43,19 +52,31 @@ def pack(src: str, out: str, images: str, role: str) -> None:
 
 
 def _decode(path: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
-    with np.load(path) as f:
-        webp, off = f["webp"], f["offsets"]
-        x = np.stack([np.asarray(Image.open(io.BytesIO(webp[off[i]:off[i + 1]].tobytes())).convert("RGB"))
-                      for i in range(len(off) - 1)])
-        if _sha(x) != str(f["sha256"]):
-            raise SystemExit(f"{path}: decoded images differ from the packed ones (sha256 mismatch)")
-        return x, f["labels"], f["canonical_index"], str(f["role"])
+    try:
+        with np.load(path) as f:
+            webp, off = f["webp"], f["offsets"]
+            x = np.stack([np.asarray(Image.open(io.BytesIO(webp[off[i]:off[i + 1]].tobytes())).convert("RGB"))
+                          for i in range(len(off) - 1)])
+            labels, index, role, sha = f["labels"], f["canonical_index"], str(f["role"]), str(f["sha256"])
+    except (OSError, KeyError, ValueError) as exc:  # unreadable file, missing field, undecodable image
+        raise SystemExit(f"{path} is not a readable pack ({exc}); make it again with `gpu_data.py pack`") from None
+    if _sha(x) != sha:
+        raise SystemExit(f"{path}: decoded images differ from the packed ones (sha256 mismatch)")
+    return x, labels, index, role
 
 
 def unpack(out: str, packs: list[str]) -> None:
     parts = [_decode(p) for p in packs]
     train = sorted((p for p in parts if p[3] == "train"), key=lambda p: p[2][0])
     val = [p for p in parts if p[3] == "val"]
+    if not train or len(val) > 1:
+        raise SystemExit(f"need at least one training pack and at most one validation pack; got {len(train)} and "
+                         f"{len(val)}")
+    train_index = np.concatenate([p[2] for p in train])
+    if np.any(np.diff(train_index) <= 0):
+        raise SystemExit("the training packs overlap (an image appears twice); pack disjoint --images ranges")
+    if val and np.isin(val[0][2], train_index).any():
+        raise SystemExit("the validation pack shares images with the training packs; pack disjoint ranges")
     ordered = train + val
     images = np.concatenate([p[0] for p in ordered])
     labels = np.concatenate([p[1] for p in ordered])

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# A GPU session in two device calls (the carry limit, 64 MiB a call, splits the data in two).
+# A GPU session in two device calls on the SAME warm machine (the carry limit, 64 MiB a call, splits the data in
+# two; call 2 uses what call 1 left in gpu-work/, so it must start within the machine's 30 s warm period).
 # Run from the repository root on the device machine; results land in $OUT. Prepared here by:
 #   scripts/gpu_session.sh prepare            # (this machine) gpu-c1/, gpu-c2/: packs, wheels, surrogate
 # and on the device:
 #   CALL=1 scripts/gpu_session.sh             # carry gpu-c1: setup, CUDA smoke run of every stage, `irad bench`
-#   CALL=2 BUDGET=480 scripts/gpu_session.sh  # carry gpu-c2: pairs (PGD-100, ResNet-18), implicit, SampleNet
+#   CALL=2 BUDGET=420 scripts/gpu_session.sh  # carry gpu-c2: pairs (PGD-100, ResNet-18), implicit, SampleNet
+# Device time: a machine start (1-2 min) + call 1 (at most ~4 min: smoke, then two benchmarks of at most BENCH_S=90 s)
+# + call 2 (BUDGET s) must fit the session's 15 minutes: set BUDGET from what `status` says is left.
 # Both calls run the stages of scripts/recipe_gpu.sh (call 1 at toy size). Call 2 splits what is left of BUDGET
 # (seconds) between the implicit representation (3/4) and SampleNet, via `--time-limit`, so the whole call ends
 # inside its device limit; every stage writes its results to $OUT at once.
@@ -18,7 +21,7 @@ if [ "${1:-}" = prepare ]; then
     A_STOP=${A_STOP:-9000}    # sizes that fit: 65.3 / 64.9 MB with the tree, of 67.1
     B_STOP=${B_STOP:-31500}
     rm -rf gpu-c1 gpu-c2 && mkdir -p gpu-c1/site gpu-c2
-    cp -r .venv/lib/python3.11/site-packages/pyautoattack gpu-c1/site/
+    cp -r "$($PY -c 'import os, pyautoattack; print(os.path.dirname(pyautoattack.__file__))')" gpu-c1/site/
     rm -rf gpu-c1/site/pyautoattack/examples gpu-c1/site/pyautoattack/__pycache__
     $PY -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
         --platform manylinux_2_17_x86_64 -d gpu-c1 torchattacks==3.5.1
@@ -59,7 +62,6 @@ OUT=${OUT:?run on the device machine, where OUT is set}
 export PYTHONPATH="$PWD/src:$PWD/$W/site" PYTHONUNBUFFERED=1
 PYBIN=${PYBIN:-python3}  # the device's Python, which has torch
 DEV=${DEV:-cuda}         # dry run here: DEV=cpu PYBIN=.venv/bin/python AMP=--no-amp LIMIT=40 VAL_LIMIT=20 STEPS=1
-irad() { $PYBIN -m irad "$@"; }
 log() { echo "[$(date +%T) +${SECONDS}s] $*"; }
 show() { tr '\r' '\n' <"$1" | grep -v 'it/s]$' | tail -n 25 | tee -a "$OUT/session.log" || true; }
 
@@ -70,33 +72,42 @@ case ${CALL:?set CALL=1 or CALL=2} in
     cp -r gpu-c1/site/pyautoattack $W/site/
     cp gpu-c1/resnet18-fp16.* gpu-c1/*.npz $W/ 2>/dev/null; mv $W/val.npz $W/train-a.npz $W/packs/
     { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv || true; } | tee $OUT/smoke.log
-    $PYBIN -c "import torch, irad, torchattacks, pyautoattack; print('torch', torch.__version__, torch.cuda.get_device_name() if torch.cuda.is_available() else 'no GPU')" | tee -a $OUT/smoke.log
-    log "smoke: every stage on CUDA at toy size" | tee -a $OUT/smoke.log
+    $PYBIN -c "import torch, irad, torchattacks, pyautoattack; print('torch', torch.__version__, torch.cuda.get_device_name() if torch.cuda.is_available() else 'no GPU')" 2>&1 | tee -a "$OUT/smoke.log" || log "import check failed (the benchmarks below need none of the carried packages)"
+    log "smoke: every stage on $DEV at toy size" | tee -a "$OUT/smoke.log"
+    rm -rf $W/smoke  # a rerun on a warm machine must not resume an earlier smoke run
+    set +e
     (
-        set -x
+        set -ex
         $PYBIN scripts/gpu_data.py unpack $W/smoke/cifar10/train.npz $W/packs/val.npz $W/packs/train-a.npz
         export IRAD="$PYBIN -m irad" DEVICE=$DEV SURROGATE_WEIGHTS=$W/resnet18-fp16.safetensors VAL_SIZE=1000 \
             LIMIT=64 VAL_LIMIT=64 STEPS=2 IMPLICIT_EPOCHS=2 IMPLICIT_BATCH=32 SAMPLENET_EPOCHS=1 \
             SAMPLENET_BATCH=32 IMPLICIT_MINUTES=0.5
         for stage in pairs implicit samplenet; do STAGE=$stage scripts/recipe_gpu.sh $W/smoke $W/smoke; done
         $PYBIN -c "import irad, torch; d = irad.load_defense('irad', weights='$W/smoke/samplenet/irad.safetensors', device='$DEV'); print('purified', d(torch.rand(4, 3, 32, 32, device='$DEV')).shape)"
-    ) >>$OUT/smoke.log 2>&1 && log "smoke: OK" | tee -a $OUT/smoke.log || log "smoke: FAILED" | tee -a $OUT/smoke.log
+    ) >>"$OUT/smoke.log" 2>&1
+    rc=$?
+    set -e
+    if [ $rc -eq 0 ]; then log "smoke: OK"; else log "smoke: FAILED (rc $rc)"; fi | tee -a "$OUT/smoke.log"
     log "bench 1: strict fp32 (no TF32, like for like with the reference) and bf16, batches 1/64/200/1000"
-    timeout ${BENCH_S:-150} $PYBIN -m irad bench --reference --strict-fp32 --repeats 5 --device $DEV \
+    timeout ${BENCH_S:-90} $PYBIN -m irad bench --reference --strict-fp32 --repeats 5 --device $DEV \
         --json $OUT/bench-strict.json 2>&1 | tee $OUT/bench-strict.md || log "bench 1 stopped (rc $?)"
     log "bench 2: PyTorch's default TF32 settings, + image sizes (batch 64) and training throughput"
-    timeout ${BENCH_S:-150} $PYBIN -m irad bench --reference --training --image-sizes 32,64,128,224 --batch-size 64 \
+    timeout ${BENCH_S:-90} $PYBIN -m irad bench --reference --training --image-sizes 32,64,128,224 --batch-size 64 \
         --device $DEV --json $OUT/bench-default.json 2>&1 | tee $OUT/bench-default.md || log "bench 2 stopped (rc $?)"
     log "call 1 done" ;;
 2)
-    BUDGET=${BUDGET:-480}
+    BUDGET=${BUDGET:-420}
+    for f in $W/site/pyautoattack $W/resnet18-fp16.safetensors $W/packs/val.npz $W/packs/train-a.npz; do
+        [ -e "$f" ] || { echo "$f is missing: run CALL=1 first, on the same warm machine" >&2; exit 2; }
+    done
     # the logs come back whatever happens
     trap 'tar czf $OUT/runs.tgz $(ls -d $W/pairs-*/meta.json $W/implicit/log.jsonl $W/implicit/command.txt \
         $W/pairs.out $W/implicit.out $W/samplenet/log.jsonl $W/samplenet/command.txt $W/samplenet.out 2>/dev/null) || true' EXIT
     cp gpu-c2/*.npz $W/packs/
     log "unpack" | tee $OUT/session.log
-    $PYBIN scripts/gpu_data.py unpack $W/data/cifar10/train.npz $W/packs/*.npz 2>&1 | tee -a $OUT/session.log
-    export IRAD="$PYBIN -m irad" DEVICE=$DEV SURROGATE_WEIGHTS=$W/resnet18-fp16.safetensors VAL_SIZE=1000 \
+    $PYBIN scripts/gpu_data.py unpack $W/data/cifar10/train.npz $W/packs/*.npz 2>&1 | tee -a "$OUT/session.log"
+    val_size=$(grep -o -- '--val-size [0-9]*' "$OUT/session.log" | tail -n 1 | cut -d' ' -f2)
+    export IRAD="$PYBIN -m irad" DEVICE=$DEV SURROGATE_WEIGHTS=$W/resnet18-fp16.safetensors VAL_SIZE=${val_size:?} \
         IMPLICIT_EPOCHS=200 SAMPLENET_EPOCHS=50 AMP=${AMP:---amp}
     log "pairs" | tee -a $OUT/session.log
     STAGE=pairs scripts/recipe_gpu.sh $W/data $W >$W/pairs.out 2>&1 || fail=1

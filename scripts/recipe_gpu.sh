@@ -7,8 +7,8 @@
 #   STAGE=implicit  scripts/recipe_gpu.sh DATA_DIR OUT_DIR   # implicit representation, bf16 autocast
 #   STAGE=samplenet scripts/recipe_gpu.sh DATA_DIR OUT_DIR   # SampleNet, batch 400
 #
-# DATA_DIR must hold cifar10/train.npz; to fit a call's 64 MiB carry make a subset that keeps the validation split:
-#   python scripts/make_subset.py ../shared/data/cifar10/train.npz gpu-data/cifar10/train.npz --train 10000
+# DATA_DIR must hold cifar10/train.npz (its last VAL_SIZE images are the validation split). Where a device call
+# carries at most 64 MiB, scripts/gpu_session.sh brings the images in lossless WebP packs (scripts/gpu_data.py).
 # Paper settings kept: surrogate ResNet-18, PGD eps 8/255 step 2/255 100 steps random start, all 1,024 pixels
 # queried, Adam (1e-4, betas (0, 0.9)) batch 128 for the implicit stage, Adam (2e-4) batch 400 for SampleNet.
 # Reduced: the training images (the carry limit), and the number of epochs (time). Sizes are overridable below so
@@ -41,7 +41,7 @@ S=(--device "$DEVICE" --data "$DATA")
 case "${STAGE:?set STAGE=pairs|implicit|samplenet}" in
   pairs)
     $IRAD train pairs --surrogate "$SURROGATE" --surrogate-weights "$SURROGATE_WEIGHTS" --split train \
-        --steps "$STEPS" "${limit_arg[@]}" --val-size "$VAL_SIZE" --shard-size 4000 --batch-size 4000 "${S[@]}" \
+        --steps "$STEPS" ${limit_arg[@]+"${limit_arg[@]}"} --val-size "$VAL_SIZE" --shard-size 4000 --batch-size 4000 "${S[@]}" \
         --out "$OUT/pairs-train"
     $IRAD train pairs --surrogate "$SURROGATE" --surrogate-weights "$SURROGATE_WEIGHTS" --split val \
         --steps "$STEPS" --limit "$VAL_LIMIT" --val-size "$VAL_SIZE" --shard-size 1000 --batch-size 1000 "${S[@]}" \
@@ -49,11 +49,11 @@ case "${STAGE:?set STAGE=pairs|implicit|samplenet}" in
   implicit)
     $IRAD train implicit --task adversarial-denoising --pairs "$OUT/pairs-train" --val-pairs "$OUT/pairs-val" \
         --epochs "$IMPLICIT_EPOCHS" --batch-size "$IMPLICIT_BATCH" $AMP --val-size "$VAL_SIZE" \
-        --val-images "$VAL_LIMIT" --checkpoint-every 500 "${imp_limit[@]}" "${S[@]}" --out "$OUT/implicit" ;;
+        --val-images "$VAL_LIMIT" --checkpoint-every 500 ${imp_limit[@]+"${imp_limit[@]}"} "${S[@]}" --out "$OUT/implicit" ;;
   samplenet)
     $IRAD train samplenet --implicit "$OUT/implicit/implicit-adversarial-denoising.safetensors" \
         --pairs "$OUT/pairs-train" --val-pairs "$OUT/pairs-val" --surrogate "$SURROGATE" \
         --surrogate-weights "$SURROGATE_WEIGHTS" --epochs "$SAMPLENET_EPOCHS" --batch-size "$SAMPLENET_BATCH" $AMP \
-        --val-images "$VAL_LIMIT" --checkpoint-every 50 "${sn_limit[@]}" "${S[@]}" --out "$OUT/samplenet" ;;
+        --val-images "$VAL_LIMIT" --checkpoint-every 50 ${sn_limit[@]+"${sn_limit[@]}"} "${S[@]}" --out "$OUT/samplenet" ;;
   *) echo "unknown STAGE $STAGE" >&2; exit 2 ;;
 esac

@@ -21,7 +21,7 @@ train() {  # train TASK [ARGS...]
     shift
     if [ -f "$OUT/$task/implicit-$task.safetensors" ]; then echo "$task: already trained"; return; fi
     mkdir -p "$OUT/$task"
-    OMP_NUM_THREADS=1 "$IRAD" train implicit --task "$task" "${COMMON[@]}" --out "$OUT/$task" "$@" \
+    OMP_NUM_THREADS=1 $IRAD train implicit --task "$task" "${COMMON[@]}" --out "$OUT/$task" "$@" \
         > "$OUT/$task.out" 2>&1
     echo "$task: done"
 }

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 
 from irad.errors import InputError
 from irad.training.implicit import ImplicitConfig, train_implicit
+from irad.training.loop import stopped_early
 from irad.training.pairs import AdversarialPairs, PairsConfig, craft_pairs
 from irad.training.samplenet import SampleNetConfig, train_samplenet
 from irad.training.tasks import TASKS, sample_queries
@@ -124,6 +125,7 @@ def test_time_limit_stops_cleanly_and_the_same_command_finishes_the_run(pairs, d
                            time_limit_min=1e-9)
     meta = json.loads(early.with_suffix(".json").read_text())
     assert meta["steps_done"] == 1 < meta["steps_planned"]
+    assert f"step 1 of {meta['steps_planned']}" in stopped_early(early)
     records = [json.loads(line) for line in (tmp_path / "cut" / "log.jsonl").read_text().splitlines()]
     assert [r for r in records if r.get("event") == "time-limit"][0]["step"] == 1
     assert any("val_psnr" in r and r.get("step") == 1 for r in records)  # validated before stopping
@@ -132,8 +134,12 @@ def test_time_limit_stops_cleanly_and_the_same_command_finishes_the_run(pairs, d
     a, b = load_state_dict_file(full), load_state_dict_file(resumed)
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=0, msg=k)
-    with pytest.raises(InputError, match="time limit must be positive"):
-        train_implicit(_implicit_cfg(pairs), tmp_path / "bad", data_root=data_root, progress=False, time_limit_min=0)
+    assert stopped_early(resumed) is None
+    for bad in (0, -1.0, float("nan"), float("inf")):
+        with pytest.raises(InputError, match="positive number of minutes"):
+            train_implicit(_implicit_cfg(pairs), tmp_path / "bad", data_root=data_root, progress=False,
+                           time_limit_min=bad)
+    assert not (tmp_path / "bad").exists()  # refused before anything was written
 
 
 def test_samplenet_training_learns_only_samplenet(pairs, data_root, tmp_path):

@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .benchmarking import time_batch, time_side_by_side
+from .resampling import ImageResampler
 
 #: agreement required between the reference and irad in float32 (float64: 1e-5 is easily met)
 FP32_TOLERANCE = 1e-4
@@ -217,7 +218,10 @@ def load_pair(weights: str | Path, device: torch.device, max_queries: int | None
 
     irad_module = load_defense("irad", weights=str(weights), device=device)
     disco_module = load_defense("disco", weights=str(weights), device=device)
-    irad_module.validate = disco_module.validate = False  # the reference checks no input: time the same work
+    for module in (irad_module, disco_module):
+        if not isinstance(module, ImageResampler):
+            raise TypeError(f"load_defense returned a {type(module).__name__}, not an ImageResampler")
+        module.validate = False  # the reference checks no input: time the same work
     return {
         "irad": irad_module,
         "disco": disco_module,
@@ -404,6 +408,8 @@ def _run_benchmark(weights, device, batch_sizes, image_size, precisions, repeats
                 speedup = None if a.get("oom") or b.get("oom") else b["ms_per_image"] / a["ms_per_image"]
                 rows.append({"precision": precision, "batch": bs, "pipeline": label, "irad": a, "reference": b,
                              "speedup": speedup})
+                log(f"  {precision} batch {bs} {label}: irad {_fmt(a['ms_per_image'], 3)} ms/img, reference "
+                    f"{_fmt(b['ms_per_image'], 3)} ms/img" + (f", {speedup:.2f}x" if speedup else ""))  # as it goes
             del x
             if on_cuda:
                 torch.cuda.empty_cache()

@@ -22,7 +22,8 @@ class ImageResampler(nn.Module):
     Differentiable end to end (gradients reach the input through φ and, for learned samplers, through U).
     ``precision="bf16"`` runs reconstruction and sampling under ``torch.autocast(bfloat16)`` (pixel coordinates stay
     fp32; the output has the input's dtype): meant for GPUs with bf16 tensor cores (speed not measured here); slow
-    on CPUs without bf16 arithmetic.
+    on CPUs without bf16 arithmetic. ``precision="fp32"`` adds no autocast context of its own, so inside a caller's
+    ``torch.autocast`` region it follows the caller's setting.
     """
 
     def __init__(self, reconstruction: Reconstruction, sampler: Sampler, clamp: bool = True,

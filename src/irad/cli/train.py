@@ -18,7 +18,17 @@ RUN_DIR = click.option("--out", type=click.Path(file_okay=False), required=True,
 
 TIME_LIMIT = click.option("--time-limit", "time_limit", type=click.FloatRange(min=0, min_open=True), default=None,
                           metavar="MINUTES", help="Stop cleanly after this many minutes of training (validates, "
-                          "checkpoints and exports the weights); the same command later continues the run.")
+                          "checkpoints and exports the weights, and says so); the same command later continues.")
+
+
+def _report(weights) -> None:
+    """Print where the weights are, and say so when a --time-limit stopped the run before its last step."""
+    from ..training.loop import stopped_early
+
+    click.echo(f"weights: {weights}")
+    note = stopped_early(weights)
+    if note:
+        click.echo(note)
 
 
 def val_images(default: int, what: str):
@@ -121,7 +131,7 @@ def train_implicit_cmd(task, pairs, val_pairs, dataset, epochs, lr, queries, enc
                          batch_size=batch_size or 128, lr=lr, queries=queries, n_resblocks=encoder_blocks,
                          n_feats=features, train_limit=train_limit, val_size=val_size, val_images=val_images,
                          checkpoint_every=checkpoint_every, amp=amp, init=init_weights, seed=seed)
-    click.echo(f"weights: {train_implicit(cfg, out, data_root=data_root, device=device, time_limit_min=time_limit)}")
+    _report(train_implicit(cfg, out, data_root=data_root, device=device, time_limit_min=time_limit))
 
 
 @train.command("samplenet")
@@ -152,7 +162,7 @@ def train_samplenet_cmd(implicit_weights, pairs, val_pairs, surrogate, surrogate
                           surrogate_weights=surrogate_weights, dataset=dataset, epochs=epochs,
                           batch_size=batch_size or 400, lr=lr, train_limit=train_limit, val_images=val_images,
                           checkpoint_every=checkpoint_every, amp=amp, seed=seed)
-    click.echo(f"weights: {train_samplenet(cfg, out, data_root=data_root, device=device, time_limit_min=time_limit)}")
+    _report(train_samplenet(cfg, out, data_root=data_root, device=device, time_limit_min=time_limit))
 
 
 @train.command("stl")

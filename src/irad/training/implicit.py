@@ -95,6 +95,7 @@ def validation_psnr(model: ImplicitReconstruction, task, source: _Source, n: int
 
 def train_implicit(cfg: ImplicitConfig, out: str | Path, data_root=None, device=None, command: list[str] | None = None,
                    progress: bool = True, time_limit_min: float | None = None) -> Path:
+    time_limit_s = minutes_to_seconds(time_limit_min)  # checked before the run folder is made
     dev = resolve_device(device)
     run = RunDir(out, command)
     seed_everything(cfg.seed)
@@ -125,7 +126,7 @@ def train_implicit(cfg: ImplicitConfig, out: str | Path, data_root=None, device=
 
     done = train_steps(run, cfg, model, opt, train.n, loss_fn,
                        lambda: validation_psnr(model, task, val, cfg.val_images, dev), "train_l1",
-                       f"implicit/{cfg.task}", progress, start_record, minutes_to_seconds(time_limit_min))
+                       f"implicit/{cfg.task}", progress, start_record, time_limit_s)
     path = run.path / f"implicit-{cfg.task}.safetensors"
     save_resampler_weights(model, None, path, {"task": cfg.task, "dataset": cfg.dataset, "implicit_config":
                                                asdict(cfg), "command": run.command, "device": str(dev), **done})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -12,6 +13,7 @@ import torch
 from tqdm import tqdm
 
 from ..errors import InputError
+from ..weights import read_sidecar
 from .rundir import RunDir
 
 
@@ -28,8 +30,6 @@ def train_steps(run: RunDir, cfg: Any, module: torch.nn.Module, opt: torch.optim
     ``time_limit_s`` (wall clock, this call only) ends the run early but cleanly: it validates, checkpoints and
     logs a ``time-limit`` event, so the caller can export the weights and the same command later continues the run.
     """
-    if time_limit_s is not None and time_limit_s <= 0:
-        raise InputError(f"the time limit must be positive, got {time_limit_s} s")
     deadline = None if time_limit_s is None else time.monotonic() + time_limit_s
     steps_per_epoch = math.ceil(n_items / cfg.batch_size)
     total_steps = max(1, round(cfg.epochs * steps_per_epoch))
@@ -82,7 +82,22 @@ def train_steps(run: RunDir, cfg: Any, module: torch.nn.Module, opt: torch.optim
 
 
 def minutes_to_seconds(minutes: float | None) -> float | None:
-    return None if minutes is None else 60.0 * minutes
+    """A ``--time-limit`` in minutes as seconds (None = no limit); refuses what is not a positive finite number."""
+    if minutes is None:
+        return None
+    if not (math.isfinite(minutes) and minutes > 0):
+        raise InputError(f"the time limit must be a positive number of minutes, got {minutes}")
+    return 60.0 * minutes
+
+
+def stopped_early(weights: Path) -> str | None:
+    """A line saying how far a run stopped by its time limit got, from the weights' sidecar; None if it finished."""
+    meta = read_sidecar(weights)
+    done, planned = meta.get("steps_done"), meta.get("steps_planned")
+    if done is None or planned is None or done >= planned:
+        return None
+    return (f"stopped by the time limit at step {done} of {planned}: these weights are partial; run the same "
+            f"command again to continue")
 
 
 def _changed_settings(saved: dict[str, Any], cfg: Any) -> list[str]:

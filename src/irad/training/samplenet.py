@@ -88,6 +88,7 @@ def train_samplenet(cfg: SampleNetConfig, out: str | Path, data_root=None, devic
 
     if not (cfg.implicit and cfg.pairs and cfg.val_pairs):
         raise InputError("SampleNet training needs --implicit WEIGHTS, --pairs DIR and --val-pairs DIR")
+    time_limit_s = minutes_to_seconds(time_limit_min)  # checked before the run folder is made
     dev = resolve_device(device)
     run = RunDir(out, command)
     seed_everything(cfg.seed)
@@ -113,7 +114,7 @@ def train_samplenet(cfg: SampleNetConfig, out: str | Path, data_root=None, devic
     done = train_steps(run, cfg, samplenet, opt, n_train, loss_fn,
                        lambda: validation_accuracy(recon, samplenet, classifier, val, cfg.val_images, dev),
                        "train_ce", "samplenet", progress, {"device": str(dev), "train_images": n_train},
-                       minutes_to_seconds(time_limit_min))
+                       time_limit_s)
     path = run.path / "irad.safetensors"
     save_resampler_weights(recon, samplenet, path, {
         "task": implicit_meta.get("task"), "dataset": cfg.dataset, "implicit_config": implicit_meta.get(

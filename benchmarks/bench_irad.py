@@ -5,7 +5,7 @@ then times both side by side (ms per image, images per second, peak memory, spee
 (the implicit reconstruction alone). The logic lives in ``irad.benchmarking_reference`` (also behind
 ``irad bench --reference``).
 
-    python benchmarks/bench_irad.py                          # CPU: batches 1,64; CUDA: 1,64,200,1000, fp32 + bf16
+    python benchmarks/bench_irad.py                          # CPU: batches 1,64,200; CUDA: 1,64,200,1000, fp32 + bf16
     python benchmarks/bench_irad.py --batch-sizes 1,8 --repeats 1
     python benchmarks/bench_irad.py --image-sizes 32,64,128,224 --size-batch 8 --json bench.json
 """

@@ -7,7 +7,7 @@
 #                                                                      table3-diffpure bf16
 #                                                                      (default: all)
 set -euo pipefail
-IRAD=${IRAD:-.venv/bin/irad}
+IRAD=${IRAD:-.venv/bin/irad}  # a command line, e.g. "python3 -m irad" (left unquoted below)
 OUT=${OUT:-results}
 CACHE="$OUT/cache"
 CLASSIC=(--defense bit-reduction --defense jpeg --defense randomization --defense median --defense stl)
@@ -19,8 +19,8 @@ run() {  # run NAME ARGS...: one evaluation, timed, into $OUT/NAME
     local name=$1
     shift
     local t0=$SECONDS resumed=""
-    [ -f "$OUT/$name/results.json" ] && resumed=" [resumed: only the rows still missing]"
-    "$IRAD" evaluate --cache "$CACHE" --out "$OUT/$name" "$@" > "$OUT/$name.out" 2>&1
+    [ -f "$OUT/$name/results.json" ] && resumed=" [results.json existed: its finished rows were reused]"
+    $IRAD evaluate --cache "$CACHE" --out "$OUT/$name" "$@" > "$OUT/$name.out" 2>&1
     echo "$name: $((SECONDS - t0)) s$resumed  ($IRAD evaluate $*)" | tee -a "$OUT/timings.txt"
 }
 
@@ -67,9 +67,10 @@ for step in "${STEPS[@]}"; do
         done ;;
     table3-diffpure)  # BPDA PGD-20 (EOT 8) on the short DiffPure without and with IRAD after it, and on the
                       # 100-step DiffPure (about 4 CPU minutes per image): 16 images
-        for d in diffpure:t_star=0.02,steps=20 irad+diffpure diffpure; do
+        for d in diffpure:t_star=0.02,steps=20 irad+diffpure; do
             run "table3-$(slug "$d")" --preset table3 --victim resnet32 --defense "$d" -n 16
-        done ;;
+        done
+        run table3-diffpure-100 --preset table3 --victim resnet32 --defense diffpure -n 16 ;;
     bf16)  # IRAD in bfloat16 autocast vs fp32 (accuracy only: this CPU has no fast bf16)
         run bf16 --victim resnet32 --attack autoattack --defense irad --defense irad:precision=bf16 -n 500 ;;
     table7)  # training task of the implicit representation (models from scripts/table7.sh, reduced scale)

@@ -32,8 +32,10 @@ TITLES["table5-diffpure-t-star-0-02-steps-20"] = "Full-gradient PGD-10 (EOT 4) t
 TITLES["table5-irad-diffpure"] = "Full-gradient PGD-10 (EOT 4) through IRAD+DiffPure, t = 20"
 TITLES["table3-diffpure-t-star-0-02-steps-20"] = "BPDA PGD-20 (EOT 8) on DiffPure, t = 20"
 TITLES["table3-irad-diffpure"] = "BPDA PGD-20 (EOT 8) on IRAD+DiffPure, t = 20"
+TITLES["table3-diffpure-100"] = "BPDA PGD-20 (EOT 8) on DiffPure, t* = 0.1, 100 steps"
 TITLES["bf16"] = "IRAD in fp32 and in bf16 autocast (oblivious AutoAttack)"
 PRESET = {"table3-diffpure-t-star-0-02-steps-20": "table3", "table3-irad-diffpure": "table3",
+          "table3-diffpure-100": "table3",
           "table5-diffpure-t-star-0-02-steps-20": "table5", "table5-irad-diffpure": "table5", "bf16": "table2", "table2-r18": "table2", "table5-naive": "table5", "table1": None, "table2-nrp": "table2",
           "table3-nrp": "table3", "table2-diffpure": "table2", "table7": None}
 

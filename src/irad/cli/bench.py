@@ -15,7 +15,8 @@ from .common import common_options, friendly_errors
 @click.option("--defense", "defenses", multiple=True, default=("disco", "irad"), show_default=True,
               help="Defense spec(s), e.g. irad, diffpure:t_star=0.02,steps=20.")
 @click.option("--batch-sizes", default=None,
-              help="Comma-separated batch sizes [default: 1,64; with --reference on CUDA: 1,64,200,1000].")
+              help="Comma-separated batch sizes [default: 1,64; with --reference: 1,64,200 on CPU, "
+                   "1,64,200,1000 on CUDA].")
 @click.option("--image-size", type=click.IntRange(min=4), default=32, show_default=True)
 @click.option("--repeats", type=click.IntRange(min=1), default=3, show_default=True)
 @click.option("--reference", is_flag=True,

@@ -10,11 +10,7 @@
 # 3,000 training pairs instead of 50,000, 256 queried pixels per image instead of 1,024, batch 32 and lr 2e-4 for
 # the implicit stage (3 epochs, then 4 more from those weights), SampleNet for 0.8 epoch with batch 50. Architecture as in the paper.
 set -euo pipefail
-DATA=${1:-../shared/data}
-OUT=${2:-runs/irad-cpu}
-SURROGATE=${SURROGATE:-resnet20}
-SURROGATE_WEIGHTS=${SURROGATE_WEIGHTS:-default}
-IRAD=${IRAD:-irad}
+source "$(dirname "$0")/recipe_cpu_settings.sh"
 
 $IRAD train pairs --surrogate "$SURROGATE" --surrogate-weights "$SURROGATE_WEIGHTS" --split train \
     --steps 10 --limit 3000 --shard-size 500 --data "$DATA" --out "$OUT/pairs-train"

@@ -7,11 +7,7 @@
 #
 #   scripts/recipe_cpu_more.sh [DATA_DIR] [OUT_DIR]   # the same folders as recipe_cpu.sh; about 35 min on 2 cores
 set -euo pipefail
-DATA=${1:-../shared/data}
-OUT=${2:-runs/irad-cpu}
-SURROGATE=${SURROGATE:-resnet20}
-SURROGATE_WEIGHTS=${SURROGATE_WEIGHTS:-default}
-IRAD=${IRAD:-irad}
+source "$(dirname "$0")/recipe_cpu_settings.sh"
 
 # Why (stage 2 of recipe_cpu.sh was still gaining ~1 dB per epoch and its reconstruction did not yet
 # denoise, 32.7 dB against the adversarial input's 32.9): 10,000 pairs instead of 3,000, 1.3 more epochs from

@@ -7,8 +7,6 @@ import click
 
 from .common import common_options, friendly_errors
 
-
-
 # options shared by the training commands
 VAL_SIZE = click.option("--val-size", type=click.IntRange(min=1), default=5000,
                         help="Held-out tail of the training set.")
@@ -16,7 +14,8 @@ RUN_DIR = click.option("--out", type=click.Path(file_okay=False), required=True,
                        help="Run folder (resumes if present).")
 
 
-TIME_LIMIT = click.option("--time-limit", "time_limit", type=click.FloatRange(min=0, min_open=True), default=None,
+# checked (positive, finite) once, by irad.training.loop.minutes_to_seconds
+TIME_LIMIT = click.option("--time-limit", "time_limit", type=float, default=None,
                           metavar="MINUTES", help="Stop cleanly after this many minutes of training (validates, "
                           "checkpoints and exports the weights, and says so); the same command later continues.")
 

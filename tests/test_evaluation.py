@@ -454,3 +454,118 @@ def test_cli_rejects_a_zero_denominator_eps(tmp_path):
     result = CliRunner().invoke(cli, ["evaluate", "-n", "4", "--defense", "none", "--attack", "fgsm", "--eps", "8/0",
                                       "--out", str(tmp_path / "cli")])
     assert result.exit_code == 2 and "8/0" in result.output
+
+
+# --------------------------------------------------------------------------------- keys, EOT, ASR, spec syntax
+
+
+def test_other_images_under_the_same_name_never_reuse_rows_or_attacks(tmp_path, spy):
+    """Same dataset name, split, range and seed, but a data folder whose test images differ: a new attack run."""
+    x, y = clean_images(8)
+    data = tmp_path / "data" / "cifar10"
+    data.mkdir(parents=True)
+    flipped = (x.flip(-1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()  # other images, same labels
+    np.savez(data / "test.npz", images=flipped, labels=y.numpy())
+    first = run(tmp_path / "out")
+    second = evaluate(EvalConfig(n_images=8, eps=[EPS], attacks=["fgsm"], defenses=["none"], victims=["resnet20"]),
+                      tmp_path / "out", data_root=tmp_path / "data", device="cpu", progress=False)
+    assert spy.attacks == ["fgsm", "fgsm"]  # the second run crafted its own examples
+    assert first[0]["images"] != second[0]["images"]
+    assert len(json.loads((tmp_path / "out" / "results.json").read_text())["rows"]) == 2  # both rows kept
+
+
+def test_a_cached_attack_that_does_not_fit_the_images_is_refused(tmp_path):
+    from irad.attacks.checks import AttackError
+
+    x, y = clean_images(4)
+    cache = runner._AdvCache(tmp_path)
+    cache.put("k", (x + 0.5).clamp(0, 1), 1.0)  # e.g. another data folder's examples under the same key
+    with pytest.raises(AttackError):
+        runner._craft("fgsm", irad.load_classifier("resnet20"), x, y, EPS, 0, 4, torch.device("cpu"), cache, "k")
+
+
+class CoinFlip(nn.Module):
+    """Randomized: with probability 1/2 (one draw per call from torch's global generator) the identity, else
+    test image 0 for every input."""
+
+    randomized = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("image", clean_images(1)[0][:1].clone())
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if float(torch.rand(())) < 0.5:
+            return images
+        return self.image.expand(images.shape[0], -1, -1, -1).clone()
+
+
+def test_asr_pairs_clean_and_adversarial_evaluations_of_the_same_repeat(tmp_path, resnet20):
+    name = f"test-coin-{uuid.uuid4().hex[:8]}"
+    DEFENSES.register(name)(lambda dataset="cifar10", **_: CoinFlip())
+    try:
+        # a weak attack: many images survive it, so clean and adversarial failures fall in different repeats
+        (row,) = run(tmp_path, defenses=[name], repeats=4, batch_size=8, eps=[1 / 255])
+    finally:
+        DEFENSES._entries.pop(name, None)
+    # the same evaluations by hand: repeat r draws one coin under seed 1000 r, for the clean and the adversarial pass
+    x, y = clean_images(8)
+    with np.load(next((tmp_path / "cache").glob("adv-*.npz"))) as f:
+        adv = torch.from_numpy(f["adv"])
+    coin = CoinFlip()
+    with torch.no_grad():
+        def correct(images, r):
+            irad.utils.seed_everything(1000 * r)
+            return (resnet20(coin(images)).argmax(1) == y).numpy()
+        clean = np.stack([correct(x, r) for r in range(4)])
+        adv_ok = np.stack([correct(adv, r) for r in range(4)])
+    assert row["evaluations"] == 32 and row["clean_correct"] == clean.sum() and row["adv_correct"] == adv_ok.sum()
+    assert row["asr_den"] == clean.sum() and row["asr_num"] == (clean & ~adv_ok).sum()
+    # the setting discriminates: unpaired per-image counts (min(clean, repeats - adversarial)) give another number
+    assert (clean & ~adv_ok).sum() != np.minimum(clean.sum(0), 4 - adv_ok.sum(0)).sum()
+
+
+def test_autoattack_rand_with_parameters_is_not_wrapped_in_a_second_eot(tmp_path):
+    """AutoAttack 'rand' averages 20 passes itself; its parameters must not switch the runner's EOT wrapper on."""
+    (row,) = run(tmp_path, n_images=2, defenses=["bilinear-sv"], threat_models=["full-gradient"],
+                 attacks=["autoattack:n_iter=2,attacks=['apgd-ce']"])
+    assert row["attack_used"].startswith("autoattack-rand") and row["eot_samples"] == 1
+    assert "(ran autoattack-rand" in (tmp_path / "results.md").read_text()
+
+
+def test_spec_values_may_be_fractions_and_lists():
+    from irad.evaluation.config import parse_spec
+
+    assert parse_spec("pgd:alpha=2/255,steps=7") == ("pgd", {"alpha": 2 / 255, "steps": 7})
+    assert parse_spec("autoattack:attacks=['apgd-ce','square'],n_iter=5") == (
+        "autoattack", {"attacks": ["apgd-ce", "square"], "n_iter": 5})
+    assert parse_spec("jpeg:quality=75") == ("jpeg", {"quality": 75})
+    with pytest.raises(InputError, match="key=value"):
+        parse_spec("pgd:steps")
+
+
+def test_attack_parameters_of_the_wrong_type_are_named(resnet20):
+    with pytest.raises(InputError, match="alpha must be a number"):
+        irad.attacks.build_attack("pgd", resnet20, alpha="two")
+    with pytest.raises(InputError, match="steps must be a whole number"):
+        irad.attacks.build_attack("pgd", resnet20, steps=2.5)
+    with pytest.raises(InputError, match="random_start must be True or False"):
+        irad.attacks.build_attack("pgd", resnet20, random_start=1)
+    assert irad.attacks.build_attack("pgd", resnet20, alpha=1 / 255, steps=3.0).params["steps"] == 3
+
+
+def test_surrogate_misuse_and_bad_counts_are_rejected(tmp_path):
+    with pytest.raises(InputError, match="only by the transfer"):
+        run(tmp_path / "a", surrogate="resnet32")
+    with pytest.raises(InputError, match="also a victim"):
+        run(tmp_path / "b", threat_models=["transfer"], surrogate="resnet20")
+    for field in ("repeats", "batch_size", "eot_samples"):
+        with pytest.raises(InputError, match=field):
+            run(tmp_path / field, **{field: 0})
+
+
+def test_merge_names_the_folders_that_overlap(tmp_path):
+    run(tmp_path / "a", n_images=4)
+    run(tmp_path / "b", n_images=4, start=2)
+    with pytest.raises(InputError, match=r"images 0\.\.3 in .*a and 2\.\.5 in .*b"):
+        merge_results([tmp_path / "a", tmp_path / "b"], tmp_path / "m")

@@ -120,4 +120,17 @@ def resolve_params(attack: str, defaults: dict[str, Any], given: dict[str, Any])
     if unknown:
         accepted = ", ".join(sorted(defaults)) or "none"
         raise InputError(f"attack {attack!r} has no parameter(s) {', '.join(unknown)}; accepted: {accepted}")
-    return {**defaults, **given}
+    for key, value in given.items():
+        default = defaults[key]
+        number = (int, float)
+        if (isinstance(default, number) and not isinstance(default, bool)
+                and (isinstance(value, bool) or not isinstance(value, number))):
+            raise InputError(f"attack {attack!r}: parameter {key} must be a number (default {default!r}), got "
+                             f"{value!r}; write e.g. {key}={default!r}")
+        if isinstance(default, int) and not isinstance(default, bool) and isinstance(value, float) \
+                and not value.is_integer():
+            raise InputError(f"attack {attack!r}: parameter {key} must be a whole number, got {value!r}")
+        if isinstance(default, bool) and not isinstance(value, bool):
+            raise InputError(f"attack {attack!r}: parameter {key} must be True or False, got {value!r}")
+    return {**defaults, **{k: int(v) if isinstance(defaults[k], int) and not isinstance(defaults[k], bool)
+                           and isinstance(v, float) else v for k, v in given.items()}}

@@ -10,20 +10,53 @@ from ..errors import InputError
 
 
 def parse_spec(text: str) -> tuple[str, dict[str, Any]]:
-    """``"bilinear-sv:gamma=1.5,seed=0"`` -> ``("bilinear-sv", {"gamma": 1.5, "seed": 0})``."""
+    """``"bilinear-sv:gamma=1.5,seed=0"`` -> ``("bilinear-sv", {"gamma": 1.5, "seed": 0})``.
+
+    Values are Python literals (numbers, strings, lists such as ``attacks=['apgd-ce','square']``: commas inside
+    brackets do not split parameters) or fractions ``a/b`` such as ``alpha=2/255``; anything else stays a string.
+    """
     name, _, rest = text.partition(":")
     params: dict[str, Any] = {}
-    for item in filter(None, rest.split(",")):
+    for item in _split_top_level(rest):
         key, sep, value = item.partition("=")
-        if not sep:
+        if not sep or not key.strip():
             raise InputError(f"bad parameter {item!r} in {text!r}; write name:key=value,key=value")
-        try:
-            params[key.strip()] = ast.literal_eval(value.strip())
-        except (ValueError, SyntaxError):
-            params[key.strip()] = value.strip()
-    if not name:
+        params[key.strip()] = _parse_value(value.strip())
+    if not name.strip():
         raise InputError(f"empty name in spec {text!r}")
     return name.strip(), params
+
+
+def _split_top_level(text: str) -> list[str]:
+    """Split on commas outside brackets and quotes; empty items are dropped."""
+    items, depth, quote, start = [], 0, "", 0
+    for i, ch in enumerate(text):
+        if quote:
+            quote = "" if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            items.append(text[start:i])
+            start = i + 1
+    items.append(text[start:])
+    return [item for item in items if item.strip()]
+
+
+def _parse_value(value: str) -> Any:
+    num, slash, den = value.partition("/")
+    if slash:
+        try:
+            return float(ast.literal_eval(num.strip())) / float(ast.literal_eval(den.strip()))
+        except (ValueError, SyntaxError, TypeError, ZeroDivisionError):
+            return value
+    try:
+        return ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return value
 
 
 def spec_label(name: str, params: dict[str, Any]) -> str:

@@ -26,6 +26,9 @@ def markdown_table(rows: list[dict[str, Any]], preset: str | None = None) -> str
     lines = ["| " + " | ".join(cols + extra) + " |", "|" + "---|" * (len(cols) + len(extra))]
     for r in sorted(rows, key=lambda r: (r["victim"], r["threat_model"], r["attack"], r["eps"])):
         cells = [_fmt(r[c]) if c != "eps" else f"{r['eps'] * 255:.3g}/255" for c in cols]
+        used = r.get("attack_used")
+        if used and used != r["attack"]:  # e.g. AutoAttack 'rand' on a randomized defense under full-gradient
+            cells[cols.index("attack")] += f" (ran {used})"
         if r.get("victim_in_training"):
             cells[0] += " †"
         if preset:
@@ -48,7 +51,7 @@ def write_reports(rows: list[dict[str, Any]], out: Path, preset: str | None, san
     with atomic_write(out / "results.md", "w") as fh:
         fh.write(md)
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=COLUMNS + ["clean_correct", "adv_correct", "evaluations", "start",
+    writer = csv.DictWriter(buf, fieldnames=COLUMNS + ["attack_used", "eot_samples", "batch_size", "clean_correct", "adv_correct", "evaluations", "start",
                                                        "seed", "max_linf", "crafted_on", "victim_in_training"],
                             extrasaction="ignore")
     writer.writeheader()

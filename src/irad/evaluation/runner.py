@@ -1,8 +1,8 @@
 """The evaluation runner behind ``irad evaluate``.
 
 For every victim x threat model x attack x ε, adversarial examples are crafted once and cached on disk (keyed by
-victim or surrogate, attack and its parameters, ε, image range and seed; for adaptive threat models also by the
-defense), so ten defenses share one oblivious attack run. Every finished result row is written to
+victim or surrogate, attack and its parameters, ε, image range, a digest of the images and labels, batch size and
+seed; for adaptive threat models also by the defense), so ten defenses share one oblivious attack run. Every finished result row is written to
 ``results.json`` atomically at once; a killed run resumes where it stopped. Rows hold counts (not only
 percentages), so runs over disjoint image ranges merge exactly (:func:`merge_results`).
 """
@@ -60,6 +60,15 @@ def _key(**parts: Any) -> str:
     return json.dumps(parts, sort_keys=True, default=str)
 
 
+def _data_digest(x: torch.Tensor, y: torch.Tensor) -> str:
+    """A short sha256 of the evaluated images and labels: two data folders with the same dataset name, split and
+    range never share cached attacks or result rows."""
+    h = hashlib.sha256()
+    h.update(x.detach().cpu().contiguous().numpy().tobytes())
+    h.update(y.detach().cpu().to(torch.int64).contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
 @torch.no_grad()
 def _correct(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, bs: int, dev) -> np.ndarray:
     out = []
@@ -104,6 +113,7 @@ def _craft(attack_spec: str, model: torch.nn.Module, x: torch.Tensor, y: torch.T
 
     hit = cache.get(key)
     if hit is not None:
+        check_adversarial(x, hit[0], eps)  # cheap, and catches a cache that does not belong to these images
         return hit
     name, params = parse_spec(attack_spec)
     attack = build_attack(name, model, eps=eps, seed=seed, **params)
@@ -130,9 +140,19 @@ def evaluate(cfg: EvalConfig, out: str | Path, data_root=None, device=None, prog
         THREAT_MODELS.get(tm)
     if "transfer" in cfg.threat_models and not cfg.surrogate:
         raise InputError("the transfer threat model needs --surrogate NAME (the classifier attacks are crafted on)")
+    if cfg.surrogate and "transfer" not in cfg.threat_models:
+        raise InputError("--surrogate is used only by the transfer threat model; add --threat-model transfer or drop "
+                         "--surrogate")
+    if cfg.surrogate and cfg.surrogate in cfg.victims:
+        raise InputError(f"the surrogate {cfg.surrogate!r} is also a victim: crafting on the victim itself is the "
+                         "oblivious threat model; pick a different surrogate classifier")
     if cfg.start < 0 or cfg.n_images < 1:
         raise InputError(f"image range must have start >= 0 and n_images >= 1, got start={cfg.start}, "
                          f"n_images={cfg.n_images}")
+    for name in ("repeats", "eot_samples", "batch_size", "timing_images"):
+        value = getattr(cfg, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise InputError(f"{name} must be a whole number >= 1, got {value!r}")
     store = ResultStore(out / "results.json", cfg)
     cache = _AdvCache(Path(cache_dir) if cache_dir else out / "cache")
     ds = load_dataset(cfg.dataset, cfg.split, root=data_root)
@@ -141,7 +161,9 @@ def evaluate(cfg: EvalConfig, out: str | Path, data_root=None, device=None, prog
     if len(x) == 0:
         raise InputError(f"no images in range start={cfg.start}, n={cfg.n_images} (the split has {len(x_all)})")
     eps_list = cfg.eps or [dataset_info(cfg.dataset).default_eps]
-    common = {"dataset": cfg.dataset, "split": cfg.split, "start": cfg.start, "n": len(x), "seed": cfg.seed}
+    # batch size belongs to the setting: attacks and randomized defenses draw their randomness per batch
+    common = {"dataset": cfg.dataset, "split": cfg.split, "start": cfg.start, "n": len(x), "seed": cfg.seed,
+              "images": _data_digest(x, y), "batch_size": cfg.batch_size}
     defenses: dict[str, torch.nn.Module] = {}
 
     def get_defense(spec: str) -> torch.nn.Module:
@@ -151,14 +173,16 @@ def evaluate(cfg: EvalConfig, out: str | Path, data_root=None, device=None, prog
         return defenses[spec]
 
     def score(victim, defense_spec: str, images: torch.Tensor) -> np.ndarray:
-        """Per-image correctness summed over repeats (randomized defenses are evaluated ``repeats`` times)."""
+        """Per-repeat, per-image correctness (repeats x images, bool): randomized defenses are evaluated
+        ``repeats`` times, repeat r under seed ``cfg.seed + 1000 r`` (so clean and adversarial images of one
+        repeat can be paired)."""
         defense = get_defense(defense_spec)
         reps = cfg.repeats if is_randomized(defense) else 1
-        total = np.zeros(len(images), dtype=np.int64)
+        correct = []
         for r in range(reps):
             seed_everything(cfg.seed + 1000 * r)
-            total += _correct(defend(victim, defense), images, y, cfg.batch_size, dev)
-        return total, reps
+            correct.append(_correct(defend(victim, defense), images, y, cfg.batch_size, dev))
+        return np.stack(correct)
 
     victims: dict[str, torch.nn.Module] = {}
 
@@ -187,7 +211,8 @@ def evaluate(cfg: EvalConfig, out: str | Path, data_root=None, device=None, prog
             a_name, a_params = parse_spec(attack_spec)
             # e.g. AutoAttack 'rand' (EOT) instead of 'standard' for randomized defenses under full-gradient
             used_attack = spec_label(threat.attack_name(a_name, defense), a_params)
-            eot = threat.eot_samples_for(used_attack, cfg.eot_samples) if tm in ADAPTIVE else None
+            eot = (threat.eot_samples_for(threat.attack_name(a_name, defense), cfg.eot_samples)
+                   if tm in ADAPTIVE else None)
             if tm in ADAPTIVE:
                 crafted_on = f"{victim_id}+{defense_id}"
             elif tm == "transfer":
@@ -212,11 +237,12 @@ def evaluate(cfg: EvalConfig, out: str | Path, data_root=None, device=None, prog
             seed_everything(cfg.seed)
             adv, attack_seconds = _craft(used_attack, attacked, x, y, eps, cfg.seed, cfg.batch_size, dev, cache,
                                          adv_key)
-            clean_ok, reps = score(victim, defense_spec, x)
-            adv_ok, _ = score(victim, defense_spec, adv)
-            n_eval = len(x) * reps
+            clean_ok = score(victim, defense_spec, x)
+            adv_ok = score(victim, defense_spec, adv)
+            reps, n_eval = len(clean_ok), clean_ok.size
+            # ASR: of the (repeat, image) evaluations classified correctly when clean, the share the attack flips
             asr_den = int(clean_ok.sum())
-            asr_num = int(np.minimum(clean_ok, reps - adv_ok).sum())
+            asr_num = int((clean_ok & ~adv_ok).sum())
             trained_against = defense_meta.get("trained_against") or []
             if victim_n in trained_against:
                 warnings.warn(f"the victim {victim_n!r} is a classifier the {defense_spec!r} defense was trained "
@@ -224,6 +250,7 @@ def evaluate(cfg: EvalConfig, out: str | Path, data_root=None, device=None, prog
                               stacklevel=2)
             row = {"key": row_key, "victim": victim_name, "defense": defense_spec, "threat_model": tm,
                    "attack": attack_spec, "attack_used": used_attack, "eps": eps, **common, "repeats": reps,
+                   "eot_samples": eot,
                    "crafted_on": crafted_on, "victim_weights": victim.weights_sha256,
                    "defense_weights": defense_meta.get("sha256"),
                    "victim_in_training": victim_n in trained_against,
@@ -321,13 +348,18 @@ def merge_results(folders: list[str | Path], out: str | Path) -> list[dict[str, 
         data = json.loads((Path(folder) / "results.json").read_text())
         for r in data["rows"]:
             stored = json.loads(r["key"])
-            k = _key(**{f: v for f, v in stored.items() if f not in ("start", "n")})
+            k = _key(**{f: v for f, v in stored.items() if f not in ("start", "n", "images")})
             span = (r["start"], r["start"] + r["n"])
-            if any(a < span[1] and span[0] < b for a, b in seen_ranges.get(k, [])):
-                raise InputError(f"runs overlap on images {span} for {k}; merge only disjoint image ranges")
-            seen_ranges.setdefault(k, []).append(span)
+            for a, b, other in seen_ranges.get(k, []):
+                if a < span[1] and span[0] < b:
+                    raise InputError(f"runs overlap: images {a}..{b - 1} in {other} and {span[0]}..{span[1] - 1} in "
+                                     f"{folder} for {r['victim']} / {r['defense']} / {r['threat_model']} / "
+                                     f"{r['attack']} / eps {r['eps']}; merge only disjoint image ranges (a folder "
+                                     f"re-run with a larger n keeps its older rows in results.json: merge a clean "
+                                     f"folder)")
+            seen_ranges.setdefault(k, []).append((*span, str(folder)))
             if k not in merged:
-                merged[k] = {**r, "key": k, "start": span[0]}
+                merged[k] = {**{f: v for f, v in r.items() if f != "images"}, "key": k, "start": span[0]}
                 continue
             m = merged[k]
             for f in ("n", "clean_correct", "adv_correct", "evaluations", "asr_num", "asr_den", "attack_seconds"):

@@ -60,11 +60,14 @@ for step in "${STEPS[@]}"; do
         run table2-diffpure --preset table2 --victim resnet32 --defense diffpure \
             --defense diffpure:t_star=0.02,steps=20 --defense irad+diffpure -n 100 ;;
     table5-diffpure)  # full-gradient PGD-10 with EOT over 4 passes through the short DiffPure, without and with
-                      # IRAD after it (the paper's Table 5 claim, checked at a CPU's scale: 16 images)
+                      # IRAD after it, and through the 100-step DiffPure (the paper's Table 5 claim, checked at a
+                      # CPU's scale: 16 images)
         for d in diffpure:t_star=0.02,steps=20 irad+diffpure; do
             run "table5-$(slug "$d")" --victim resnet32 --threat-model full-gradient \
                 --attack pgd:steps=10 --eot-samples 4 --defense "$d" -n 16 --repeats 1
-        done ;;
+        done
+        run table5-diffpure-100 --victim resnet32 --threat-model full-gradient \
+            --attack pgd:steps=10 --eot-samples 4 --defense diffpure -n 16 --repeats 1 ;;
     table3-diffpure)  # BPDA PGD-20 (EOT 8) on the short DiffPure without and with IRAD after it, and on the
                       # 100-step DiffPure (about 4 CPU minutes per image): 16 images
         for d in diffpure:t_star=0.02,steps=20 irad+diffpure; do

@@ -22,10 +22,18 @@ pytestmark = pytest.mark.usefixtures("clean_env")
 TEST1000_SHA256 = "81fec84598a6a5c9399471bf19c0f707a295712e83457804f000dc6719a20565"
 
 
-def _indexed(n: int, size: int = 2) -> tuple[np.ndarray, np.ndarray]:
-    """``n`` tiny images whose label is their index (and whose pixels are index mod 256)."""
-    images = (np.arange(n, dtype=np.int64) % 256).astype(np.uint8)[:, None, None, None]
-    return np.broadcast_to(images, (n, size, size, 3)).copy(), np.arange(n)
+def _indexed(n: int, size: int = 2, classes: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` tiny images whose label is their index (mod ``classes`` if given) and whose pixels spell the index
+    (channels 0 and 2: index mod 256, channel 1: index // 256)."""
+    index = np.arange(n, dtype=np.int64)
+    images = np.broadcast_to((index % 256).astype(np.uint8)[:, None, None, None], (n, size, size, 3)).copy()
+    images[..., 1] = (index // 256).astype(np.uint8)[:, None, None]
+    return images, index if classes is None else index % classes
+
+
+def _ids(ds) -> list[int]:
+    """The indices spelled by the pixels of an ``_indexed`` dataset."""
+    return (ds.images[:, 0, 0, 0].astype(int) + 256 * ds.images[:, 0, 0, 1].astype(int)).tolist()
 
 
 # --------------------------------------------------------------------------------------------- shipped sample
@@ -102,29 +110,30 @@ def test_train_split_without_data_dir_is_a_data_error():
 
 
 def test_default_split_holds_out_the_last_5000_training_images(tmp_path, write_npz):
-    write_npz(tmp_path / "cifar10" / "train.npz", *_indexed(6000))
+    write_npz(tmp_path / "cifar10" / "train.npz", *_indexed(6000, classes=10))
     train = load_dataset("cifar10", "train", root=tmp_path)
     val = load_dataset("cifar10", "val", root=tmp_path)
     assert len(train) == 1000 and len(val) == 5000
-    assert train.tensors()[1].tolist() == list(range(1000))
-    assert val.tensors()[1].tolist() == list(range(1000, 6000))
-    # Pixels travel with their labels.
+    assert _ids(train) == list(range(1000))
+    assert _ids(val) == list(range(1000, 6000))
+    # Labels travel with their pixels.
+    assert val.tensors()[1].tolist() == [i % 10 for i in range(1000, 6000)]
     assert float(val[0][0][0, 0, 0]) == pytest.approx((1000 % 256) / 255.0)
     # Deterministic: a second load gives the same split.
-    assert load_dataset("cifar10", "val", root=tmp_path).tensors()[1].tolist() == list(range(1000, 6000))
+    assert _ids(load_dataset("cifar10", "val", root=tmp_path)) == list(range(1000, 6000))
 
 
 def test_custom_val_size(tmp_path, write_npz):
-    write_npz(tmp_path / "cifar10" / "train.npz", *_indexed(300))
+    write_npz(tmp_path / "cifar10" / "train.npz", *_indexed(300, classes=10))
     train = load_dataset("cifar10", "train", root=tmp_path, val_size=40)
     val = load_dataset("cifar10", "val", root=tmp_path, val_size=40)
-    assert train.tensors()[1].tolist() == list(range(260))
-    assert val.tensors()[1].tolist() == list(range(260, 300))
+    assert _ids(train) == list(range(260))
+    assert _ids(val) == list(range(260, 300))
 
 
 @pytest.mark.parametrize("val_size", [0, 300, 1000])
 def test_impossible_val_size_is_an_input_error(tmp_path, write_npz, val_size):
-    write_npz(tmp_path / "cifar10" / "train.npz", *_indexed(300))
+    write_npz(tmp_path / "cifar10" / "train.npz", *_indexed(300, classes=10))
     with pytest.raises(InputError, match="val_size"):
         load_dataset("cifar10", "val", root=tmp_path, val_size=val_size)
 
@@ -223,14 +232,14 @@ def test_folder_dataset_resizes_and_centre_crops(tmp_path):
 
 
 def test_imagenet_dataset_reads_class_folders(tmp_path):
-    wide = _class_folders(tmp_path / "imagenet" / "val")
-    _check_folder_dataset(load_dataset("imagenet", "val", root=tmp_path), wide)
+    wide = _class_folders(tmp_path / "imagenet" / "val")  # the official validation set is the test split
+    _check_folder_dataset(load_dataset("imagenet", "test", root=tmp_path), wide)
 
 
 def test_imagenet_npz(tmp_path, write_npz):
     images, labels = _indexed(3, size=224)
     write_npz(tmp_path / "imagenet" / "val20_224.npz", images, labels * 100)
-    ds = load_dataset("imagenet", "val", root=tmp_path)
+    ds = load_dataset("imagenet", "test", root=tmp_path)
     assert len(ds) == 3 and tuple(ds[0][0].shape) == (3, 224, 224) and ds[2][1] == 200
 
 

@@ -3,14 +3,70 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import click
 import numpy as np
 import torch
 
+from ..errors import InputError
 from .common import common_options, friendly_errors
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
+
+
+def _image_files(paths: list[Path]) -> list[Path]:
+    """The image files INPUTS name (a folder: its images, sorted), each file once."""
+    files: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            files += sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+        else:
+            files.append(p)
+    unique: dict[Path, Path] = {}
+    for f in files:
+        unique.setdefault(f.resolve(), f)
+    if not unique:
+        raise InputError("no image files found in the inputs (looked for " + ", ".join(sorted(IMAGE_SUFFIXES)) + ")")
+    return list(unique.values())
+
+
+def _targets(files: list[Path], out_dir: Path) -> list[Path]:
+    """OUTPUT/<stem>.png for each input, refusing inputs whose outputs would overwrite each other (same stem, also
+    up to case, for case-insensitive file systems) or would overwrite an input."""
+    groups: dict[str, list[Path]] = {}
+    for f in files:
+        groups.setdefault(f.stem.casefold(), []).append(f)
+    clashes = [g for g in groups.values() if len(g) > 1]
+    if clashes:
+        listed = "; ".join(", ".join(map(str, g)) + f" -> {g[0].stem}.png" for g in clashes)
+        raise InputError(f"inputs with the same file name stem would overwrite each other in {str(out_dir)!r} "
+                         f"({listed}); rename them or purify them into separate OUTPUT folders")
+    targets = [out_dir / f"{f.stem}.png" for f in files]
+    inputs = {f.resolve() for f in files}
+    overwritten = [str(t) for t in targets if t.resolve() in inputs]
+    if overwritten:
+        raise InputError(f"purifying would overwrite the input file(s) {', '.join(overwritten)}; choose another "
+                         f"OUTPUT folder")
+    return targets
+
+
+def _purifier(defense: str, dataset: str, weights: str | None, device: str, seed: int,
+              batch_size: int | None) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The defense as a function of a CPU batch, run in batches of ``batch_size`` (default 64) on ``device``."""
+    from ..defenses import load_defense
+    from ..utils import resolve_device, seed_everything
+
+    seed_everything(seed)
+    dev = resolve_device(device)
+    module = load_defense(defense, dataset=dataset, device=dev, **({"weights": weights} if weights else {}))
+    bs = batch_size or 64
+
+    def run(batch: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            return torch.cat([module(batch[i:i + bs].to(dev)).cpu() for i in range(0, len(batch), bs)])
+
+    return run
 
 
 @click.command("purify")
@@ -22,47 +78,38 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 @common_options
 @friendly_errors
 def purify(inputs, output, defense, dataset, weights, device, seed, batch_size, data_root) -> None:
-    """Purify INPUTS (image files, a folder of images, or one .npz with 'images') into OUTPUT.
+    """Purify INPUTS (image files, a folder of images, or one .npz with 'images' and optional 'labels') into OUTPUT.
 
-    OUTPUT is a folder for image inputs (same file names, PNG) or an .npz for an .npz input.
+    OUTPUT is a folder for image inputs (same file names, PNG) or an .npz for an .npz input. --data is not used:
+    the images come from INPUTS.
     """
-    from ..data.datasets import read_npz
+    from ..data.datasets import read_npz_images
     from ..data.images import read_image, to_uint8, write_image
-    from ..defenses import load_defense
-    from ..errors import InputError
-    from ..utils import atomic_write, resolve_device, seed_everything
+    from ..utils import atomic_write
 
-    seed_everything(seed)
-    dev = resolve_device(device)
-    kwargs = {"weights": weights} if weights else {}
-    module = load_defense(defense, dataset=dataset, device=dev, **kwargs)
-    bs = batch_size or 64
-
-    def run(batch: torch.Tensor) -> torch.Tensor:
-        with torch.inference_mode():
-            return torch.cat([module(batch[i:i + bs].to(dev)).cpu() for i in range(0, len(batch), bs)])
-
+    if data_root is not None:
+        raise InputError("purify reads only its INPUTS and ignores --data; drop --data and pass the images, their "
+                         "folder or the .npz as INPUTS")
     paths = [Path(p) for p in inputs]
     if len(paths) == 1 and paths[0].suffix == ".npz":
         if Path(output).suffix != ".npz":
             raise InputError(f"an .npz input needs an .npz OUTPUT, got {output!r}")
-        ds = read_npz(paths[0], "input")
-        x, y = ds.tensors()
-        out = to_uint8(run(x))
+        images, labels = read_npz_images(paths[0])
+        x = torch.from_numpy(images).permute(0, 3, 1, 2).float().div_(255.0)
+        out = to_uint8(_purifier(defense, dataset, weights, device, seed, batch_size)(x))
+        arrays = {"images": out} if labels is None else {"images": out, "labels": labels}
         with atomic_write(output) as fh:
-            np.savez(fh, images=out, labels=y.numpy())
+            np.savez(fh, **arrays)
         click.echo(f"purified {len(out)} images -> {output}")
         return
-    files: list[Path] = []
-    for p in paths:
-        files += sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES) if p.is_dir() else [p]
-    if not files:
-        raise InputError("no image files found in the inputs (looked for " + ", ".join(sorted(IMAGE_SUFFIXES)) + ")")
-    images = [read_image(f) for f in files]  # read (and validate) everything before writing anything
     out_dir = Path(output)
     if out_dir.suffix:
         raise InputError(f"OUTPUT must be a folder for image inputs, got {output!r}")
+    files = _image_files(paths)
+    targets = _targets(files, out_dir)
+    images = [read_image(f) for f in files]  # read (and validate) everything before writing anything
+    run = _purifier(defense, dataset, weights, device, seed, batch_size)
     out_dir.mkdir(parents=True, exist_ok=True)
-    for f, img in zip(files, images):  # one at a time: images may differ in size
-        write_image(run(img.unsqueeze(0))[0], out_dir / f"{f.stem}.png")
+    for target, img in zip(targets, images):  # one at a time: images may differ in size
+        write_image(run(img.unsqueeze(0))[0], target)
     click.echo(f"purified {len(files)} images -> {out_dir}")

@@ -7,8 +7,41 @@ the same as ``benchmarks/bench_irad.py``)."""
 from __future__ import annotations
 
 import click
+from click.core import ParameterSource
 
 from .common import common_options, friendly_errors
+
+
+#: options of the comparison with the reference implementation (``irad.benchmarking_reference``)
+REFERENCE_ONLY = ("weights", "precisions", "image_sizes", "strict_fp32", "json_path", "training", "train_batch",
+                  "train_queries")
+
+
+def _given(ctx: click.Context, names: tuple[str, ...]) -> list[str]:
+    """The options among ``names`` (parameter names) set on the command line or through the environment."""
+    defaults = (ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP, None)
+    return [p.opts[0] for p in ctx.command.params
+            if p.name in names and ctx.get_parameter_source(p.name) not in defaults]
+
+
+def check_options(ctx: click.Context, reference: bool, training: bool, image_sizes: str | None) -> None:
+    """Refuse the options the chosen mode would ignore, naming them and what they need."""
+    rules = [(("data_root",), "irad bench times random images, so --data is not used; drop it")]
+    if not reference:
+        rules.append((REFERENCE_ONLY + ("batch_size",), "only apply with --reference (the comparison with the "
+                      "reference implementation); add --reference or drop them (defense timings take their batch "
+                      "sizes from --batch-sizes)"))
+    else:
+        rules.append((("defenses",), "--reference times irad's IRAD and DISCO, not --defense specs; drop --defense"))
+        if not training:
+            rules.append((("train_batch", "train_queries"), "only apply with --training; add --training or drop them"))
+        if not image_sizes:
+            rules.append((("batch_size",), "with --reference sets the batch of --image-sizes only; add --image-sizes "
+                          "or drop it"))
+    for names, why in rules:
+        given = _given(ctx, names)
+        if given:
+            raise click.UsageError(f"{', '.join(given)}: {why}")
 
 
 @click.command("bench")
@@ -44,6 +77,7 @@ from .common import common_options, friendly_errors
 def bench(defenses, batch_sizes, image_size, repeats, reference, weights, precisions, image_sizes, strict_fp32,
           json_path, training, train_batch, train_queries, device, seed, batch_size, data_root) -> None:
     """Time defenses on random images, after a warm-up, side by side in one run."""
+    check_options(click.get_current_context(), reference, training, image_sizes)
     if reference:
         from ..benchmarking_reference import build_parser, run_from_args
 

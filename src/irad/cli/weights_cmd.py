@@ -18,7 +18,13 @@ def weights_group() -> None:
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Target folder [the cache dir].")
 @friendly_errors
 def import_cmd(name: str, source: str, out: str | None) -> None:
-    """Convert the original checkpoint SOURCE of registered weights NAME to safetensors (checksum verified)."""
+    """Install registered weights NAME from the file SOURCE, verified by sha256 before anything is written.
+
+    SOURCE is converted to safetensors (a third-party original is first checked against the catalogue's checksum
+    of the original) and the result must have the catalogue's sha256; weights the catalogue keeps in their
+    original format (resnet18-autoattack: pyautoattack's model_test.pt, otherwise read in place from the
+    installed pyautoattack package) are copied unchanged after the same check. A file that does not verify is
+    refused."""
     from ..weights import import_weights
 
     click.echo(f"wrote {import_weights(name, source, out)}")

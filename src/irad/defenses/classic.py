@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 
 import numpy as np
 import torch
@@ -11,6 +12,7 @@ from PIL import Image
 from torch import nn
 
 from ..errors import InputError
+from ..utils.runtime import call_generator
 from ..utils.validation import check_images
 from .registry import DEFENSES
 
@@ -68,31 +70,62 @@ class JPEG(nn.Module):
         return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).to(x.device, x.dtype) / 255.0
 
 
+def _uniform_int(u: float, count: int) -> int:
+    """An integer uniform on 0..count-1 from u ~ U[0, 1)."""
+    return min(int(u * count), count - 1)
+
+
 class Randomization(nn.Module):
     """Random resizing and padding (Xie et al. 2018): resize to a random r in [H, ⌊H·ratio⌋], zero-pad at a random
     offset to ⌊H·ratio⌋ (same for W), then resize back to H x W so the classifier sees its own input size.
-    ratio = 331/299 as in the paper. Randomised; ``seed`` makes the draws reproducible."""
+    ratio = 331/299 as in the paper. Each image gets its own draw (size and offset), as each input does in the paper.
 
-    randomized = True
+    Randomised unless seeded. ``seed`` makes it deterministic per call, as DiffPure and the SV sampler: a generator
+    seeded with ``seed`` at every call draws the images' sizes and offsets in batch order, so the same batch gives the
+    same output on every call (``randomized`` is then False, and EOT over repeated calls sees one draw);
+    ``seed=None`` draws from torch's global generator. The draws are made on the CPU, so they do not depend on the
+    device."""
 
     def __init__(self, ratio: float = 331 / 299, seed: int | None = None) -> None:
         super().__init__()
-        self.ratio, self.seed = ratio, seed
-        self._gen: torch.Generator | None = None
+        if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not (math.isfinite(ratio) and ratio >= 1):
+            raise InputError(f"randomization ratio (padded size / image size) must be a finite number >= 1, got "
+                             f"{ratio!r} (Xie et al.: 331/299)")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+            raise InputError(f"seed must be an integer or None, got {seed!r}")
+        self.ratio, self.seed = float(ratio), seed
 
-    def _rand(self, high: int) -> int:
-        if self.seed is not None and self._gen is None:
-            self._gen = torch.Generator().manual_seed(self.seed)
-        return int(torch.randint(0, high, (), generator=self._gen))
+    @property
+    def randomized(self) -> bool:
+        return self.seed is None
+
+    def extra_repr(self) -> str:
+        return f"ratio={self.ratio:g}, seed={self.seed}"
+
+    def _draws(self, n: int, h: int, w: int, big_h: int, big_w: int) -> list[tuple[int, int, int, int]]:
+        """Per image (resized height, width, top, left), uniform over the sizes, then over the offsets."""
+        u = torch.rand(n, 4, generator=call_generator(self.seed, torch.device("cpu")), dtype=torch.float64)
+        draws = []
+        for a, b, c, d in u.tolist():
+            rh, rw = h + _uniform_int(a, big_h - h + 1), w + _uniform_int(b, big_w - w + 1)
+            draws.append((rh, rw, _uniform_int(c, big_h - rh + 1), _uniform_int(d, big_w - rw + 1)))
+        return draws
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_images(x)
         n, _, h, w = x.shape
         big_h, big_w = max(h + 1, int(h * self.ratio)), max(w + 1, int(w * self.ratio))
-        rh, rw = h + self._rand(big_h - h + 1), w + self._rand(big_w - w + 1)
-        top, left = self._rand(big_h - rh + 1), self._rand(big_w - rw + 1)
-        y = F.interpolate(x, size=(rh, rw), mode="nearest")
-        y = F.pad(y, (left, big_w - rw - left, top, big_h - rh - top))
+        groups: dict[tuple[int, int, int, int], list[int]] = {}
+        for i, draw in enumerate(self._draws(n, h, w, big_h, big_w)):
+            groups.setdefault(draw, []).append(i)  # images with the same draw are transformed together
+        parts, order = [], []
+        for (rh, rw, top, left), idx in groups.items():
+            y = F.interpolate(x[idx], size=(rh, rw), mode="nearest")
+            parts.append(F.pad(y, (left, big_w - rw - left, top, big_h - rh - top)))
+            order += idx
+        inverse = torch.empty(n, dtype=torch.long)
+        inverse[order] = torch.arange(n)
+        y = torch.cat(parts)[inverse.to(x.device)]
         return F.interpolate(y, size=(h, w), mode="bilinear", align_corners=False, antialias=True).clamp(0, 1)
 
 
@@ -128,7 +161,8 @@ def jpeg(quality: int = 75, differentiable: bool = False) -> nn.Module:
 
 @DEFENSES.register("randomization")
 def randomization(ratio: float = 331 / 299, seed: int | None = None) -> nn.Module:
-    """Random resizing + padding (Xie et al. 2018); randomised."""
+    """Random resizing + padding (Xie et al. 2018), drawn per image; randomised (``seed``: the same output on every
+    call)."""
     return Randomization(ratio, seed)
 
 

@@ -16,6 +16,7 @@ output with IRAD.
 
 from __future__ import annotations
 
+import hashlib
 import warnings
 from pathlib import Path
 from typing import Any
@@ -50,9 +51,10 @@ class DiffPure(nn.Module):
     SDE back to 0 with Euler–Maruyama in ``steps`` steps (score -ε̂ / σ from ``score``), clamp to [0, 1].
     H and W must be multiples of the U-Net's downsampling factor; ``t_star = 0`` returns the input unchanged.
 
-    Randomised. ``seed`` makes it reproducible per call, as the SV sampler: a generator seeded with ``seed`` at
-    every call draws the forward noise and every step's noise, so the same input and seed give the same output
-    (and EOT over repeated calls sees one draw); ``seed=None`` draws from torch's global generator.
+    Randomised unless seeded. ``seed`` makes it reproducible per call, as the SV sampler: a generator seeded with
+    ``seed`` at every call draws the forward noise and every step's noise, so the same input and seed give the same
+    output (EOT over repeated calls sees one draw, and ``randomized`` is False); ``seed=None`` draws from torch's
+    global generator.
 
     Differentiable. With gradients required (an input or weight that requires grad, grad mode on), every reverse
     step runs under ``torch.utils.checkpoint`` (``checkpointing=True``): the backward pass keeps only the N x 3 x H x W
@@ -61,8 +63,6 @@ class DiffPure(nn.Module):
     gradients are the exact gradients of the discretised purification for the drawn noise (DiffPure itself uses
     the adjoint SDE of torchsde for the same purpose)."""
 
-    randomized = True
-
     def __init__(self, score: ScoreUNet, t_star: float = 0.1, steps: int = 100, seed: int | None = None,
                  sde: VPSDE | None = None, checkpointing: bool = True) -> None:
         super().__init__()
@@ -70,6 +70,10 @@ class DiffPure(nn.Module):
         self.score, self.sde = score, sde or VPSDE()
         self.t_star, self.steps, self.seed = float(t_star), int(steps), seed
         self.checkpointing = checkpointing
+
+    @property
+    def randomized(self) -> bool:
+        return self.seed is None
 
     def extra_repr(self) -> str:
         return f"t_star={self.t_star:g}, steps={self.steps}, seed={self.seed}, sde={self.sde}"
@@ -136,13 +140,15 @@ def diffpure(dataset: str = "cifar10", weights: str | Path | None = None, t_star
 
 
 class IRADDiffPure(nn.Module):
-    """IRAD after a short DiffPure (IRAD paper §5): irad(diffpure(x)). Randomised through DiffPure."""
-
-    randomized = True
+    """IRAD after a short DiffPure (IRAD paper §5): irad(diffpure(x)). Randomised through DiffPure (unless seeded)."""
 
     def __init__(self, diffpure: DiffPure, irad: nn.Module) -> None:
         super().__init__()
         self.diffpure, self.irad = diffpure, irad
+
+    @property
+    def randomized(self) -> bool:
+        return self.diffpure.randomized or bool(getattr(self.irad, "randomized", False))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.irad(self.diffpure(x))
@@ -157,5 +163,16 @@ def irad_diffpure(dataset: str = "cifar10", weights: str | Path | None = None, i
     score model (`irad train diffusion`); ``irad_weights``: IRAD's (None: the shipped default)."""
     first = load_diffpure(weights, dataset, t_star, steps, seed)
     module = IRADDiffPure(first, load_defense("irad", dataset=dataset, weights=irad_weights))
-    module.meta = {"diffpure": first.meta, "irad": getattr(module.irad, "meta", {})}
+    module.meta = combined_meta({"diffpure": first.meta, "irad": getattr(module.irad, "meta", {})})
     return module
+
+
+def combined_meta(parts: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Metadata of a defense made of several weight files: the parts' metadata under their names, plus what the
+    evaluation reads at the top level: ``sha256``, a sha256 over ``"name:sha256"`` of every part joined by ``+``
+    (None if a part has none), and ``trained_against``, the union of the parts' lists."""
+    digests = [f"{name}:{meta.get('sha256')}" for name, meta in parts.items()]
+    known = all(meta.get("sha256") for meta in parts.values())
+    trained = sorted({n for meta in parts.values() for n in meta.get("trained_against") or []})
+    return {**parts, "sha256": hashlib.sha256("+".join(digests).encode()).hexdigest() if known else None,
+            "trained_against": trained}

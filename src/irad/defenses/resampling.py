@@ -106,7 +106,7 @@ def resample_defense(dataset: str = "cifar10", reconstruction: str = "implicit",
 
     The implicit reconstruction and SampleNet come from IRAD ``weights``; SampleNet with nearest/bilinear uses the
     implicit encoder for its features, as in Table 15. Further keywords are the sampler's parameters; an unknown
-    one is an :class:`InputError` listing the valid ones.
+    one is an :class:`InputError` listing the valid ones. With IRAD weights, ``.meta`` is their metadata.
     """
     sampler_factory = SAMPLERS.get(sampler).factory
     recon_factory = RECONSTRUCTIONS.get(reconstruction).factory  # unknown names fail before any weights load
@@ -118,8 +118,9 @@ def resample_defense(dataset: str = "cifar10", reconstruction: str = "implicit",
     else:
         check_params(sampler_factory, sampler_args, f"defense 'resample' with sampler {sampler!r}",
                      also=("reconstruction", "sampler", "weights"))
+    meta = None
     if reconstruction == "implicit" or sampler == "samplenet":
-        implicit, samplenet, _ = load_irad_parts(weights, dataset)
+        implicit, samplenet, meta = load_irad_parts(weights, dataset)
     recon = implicit if reconstruction == "implicit" else recon_factory()
     if sampler == "samplenet":
         if samplenet is None:
@@ -133,4 +134,7 @@ def resample_defense(dataset: str = "cifar10", reconstruction: str = "implicit",
         except TypeError as exc:  # e.g. a value of the wrong type
             raise InputError(f"defense 'resample': bad arguments for sampler {sampler!r} ({exc}); it takes "
                              f"{', '.join(param_names(sampler_factory)) or 'no parameters'}") from exc
-    return ImageResampler(recon, samp)
+    module = ImageResampler(recon, samp)
+    if meta is not None:  # the IRAD weights' checksum and training classifiers, for the evaluation report
+        module.meta = meta
+    return module

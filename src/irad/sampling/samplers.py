@@ -52,15 +52,18 @@ class SpatiallyVariantSampler(Sampler):
     ``seed`` makes the draws reproducible: the generator is re-seeded with ``seed`` at every call, so the shift
     depends only on the seed and the call's batch shape (and device), never on how many batches came before: a
     resumed or re-ordered evaluation gives the same result. Consequently two calls on the same batch shape get
-    the same shifts (a seeded sampler is deterministic per call, so EOT over repeated calls sees one draw), while
-    images within a batch still get different shifts. ``seed=None`` draws from the global generator instead.
+    the same shifts (a seeded sampler is deterministic per call, so EOT over repeated calls sees one draw, and
+    ``randomized`` is False), while images within a batch still get different shifts. ``seed=None`` draws from the
+    global generator instead.
     """
-
-    randomized = True
 
     def __init__(self, gamma: float = 1.5, seed: int | None = None) -> None:
         super().__init__()
         self.gamma, self.seed = float(gamma), seed
+
+    @property
+    def randomized(self) -> bool:
+        return self.seed is None
 
     def forward(self, phi: ContinuousImage, grid: torch.Tensor) -> torch.Tensor:
         shift = torch.rand(grid.shape, generator=call_generator(self.seed, grid.device), device=grid.device, dtype=grid.dtype)

@@ -59,9 +59,25 @@ def _lr_at(step: int, total: int, recipe: ClassifierRecipe) -> float:
     return recipe.lr * max(0.0, (total - step) / max(1, total - warm))
 
 
+def check_recipe(recipe: ClassifierRecipe) -> None:
+    """Refuse, before anything is written, a recipe that would not train: epochs (an integer) and batch size must
+    be >= 1, the peak learning rate a positive finite number, momentum and weight decay >= 0."""
+    for name in ("epochs", "batch_size"):
+        value = getattr(recipe, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise InputError(f"classifier training: {name} must be an integer >= 1, got {value!r}")
+    if not (math.isfinite(recipe.lr) and recipe.lr > 0):
+        raise InputError(f"classifier training: lr must be a positive, finite number, got {recipe.lr!r}; pass a "
+                         f"positive --lr")
+    for name in ("momentum", "weight_decay"):
+        if not (math.isfinite(getattr(recipe, name)) and getattr(recipe, name) >= 0):
+            raise InputError(f"classifier training: {name} must be >= 0, got {getattr(recipe, name)!r}")
+
+
 def train_classifier(recipe: ClassifierRecipe, out: str | Path, data_root=None, device=None,
                      command: list[str] | None = None, progress: bool = True) -> Path:
     """Train, checkpointing after every epoch (resumes from ``out/checkpoint.pt``); returns the weight file."""
+    check_recipe(recipe)
     dev = resolve_device(device)
     run = RunDir(out, command)
     gen = seed_everything(recipe.seed)

@@ -13,7 +13,9 @@ spent where purification uses it. The sidecar records t_max and the defense warn
 ``log.jsonl`` gets the training loss and, every ``eval_every`` steps, the loss of the EMA weights (``val_loss``) and
 of the current weights (``val_loss_raw``) on held-out validation images with fixed times (evenly spread over
 [t_min, t_max]) and fixed noise, so the values are comparable across steps. The run checkpoints at every
-evaluation and resumes from ``out/checkpoint.pt``; the result is ``out/diffpure.safetensors`` + ``.json``.
+evaluation and resumes from ``out/checkpoint.pt`` exactly: each step's batch, times and noise come from a generator
+seeded by (seed, step), and its dropout masks from torch's global generator seeded the same way for that step only;
+the result is ``out/diffpure.safetensors`` + ``.json``.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from ..errors import InputError
 from ..utils import resolve_device, seed_everything
 from ..weights import save_weights
 from .augment import random_crop_flip
-from .loop import _changed_settings
+from .loop import _changed_settings, step_rng
 from .rundir import RunDir
 
 
@@ -145,9 +147,10 @@ def train_diffusion(cfg: DiffusionConfig, out: str | Path, data_root=None, devic
         x0 = to_model_range(random_crop_flip(pool[idx].float() / 255.0, pad=0, generator=gen))
         t = cfg.t_min + (cfg.t_max - cfg.t_min) * torch.rand(cfg.batch_size, generator=gen)
         noise = torch.randn(x0.shape, generator=gen)
-        loss = denoising_loss(model, sde, x0.to(dev), t.to(dev), noise.to(dev))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
+        with step_rng(cfg.seed, step, dev):  # dropout masks: seeded per step, so a resumed run draws the same
+            loss = denoising_loss(model, sde, x0.to(dev), t.to(dev), noise.to(dev))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         for group in opt.param_groups:
             group["lr"] = cfg.lr * min(1.0, (step + 1) / max(cfg.warmup, 1))

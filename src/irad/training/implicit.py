@@ -19,10 +19,10 @@ from ..errors import DataError, InputError
 from ..reconstruction import ImplicitReconstruction
 from ..utils import resolve_device, seed_everything, sha256_file
 from ..weights import save_weights
-from .pairs import AdversarialPairs
-from .loop import minutes_to_seconds, train_steps
+from .pairs import AdversarialPairs, check_pair_splits
+from .loop import check_schedule, minutes_to_seconds, train_steps
 from .rundir import RunDir
-from .tasks import TASKS, TaskBatch, sample_queries
+from .tasks import TASKS, Task, TaskBatch, sample_queries
 
 
 @dataclass
@@ -93,21 +93,34 @@ def validation_psnr(model: ImplicitReconstruction, task, source: _Source, n: int
     return {"val_psnr": -10 * mse_out / count, "val_input_psnr": -10 * mse_in / count if mse_in else float("nan")}
 
 
+def check_pair_options(cfg: ImplicitConfig, task: Task) -> None:
+    """A task on adversarial pairs (§4.2: adversarial denoising) needs --pairs and --val-pairs from disjoint splits
+    (:func:`~irad.training.pairs.check_pair_splits`); any other task refuses them rather than ignore them."""
+    given = [opt for opt, value in (("--pairs", cfg.pairs), ("--val-pairs", cfg.val_pairs)) if value]
+    if not task.needs_pairs:
+        if given:
+            raise InputError(f"task {cfg.task!r} does not use adversarial pairs, but {' and '.join(given)} "
+                             f"{'was' if len(given) == 1 else 'were'} given; drop {' and '.join(given)}, or train "
+                             f"--task adversarial-denoising (the paper's task), which uses them")
+        return
+    if not cfg.pairs:
+        raise InputError(f"task {cfg.task!r} needs --pairs DIR (make them with `irad train pairs`)")
+    if not cfg.val_pairs:
+        raise InputError("adversarial denoising needs --val-pairs DIR (pairs crafted on the val split)")
+    check_pair_splits(cfg.pairs, cfg.val_pairs, cfg.dataset)
+
+
 def train_implicit(cfg: ImplicitConfig, out: str | Path, data_root=None, device=None, command: list[str] | None = None,
                    progress: bool = True, time_limit_min: float | None = None) -> Path:
-    time_limit_s = minutes_to_seconds(time_limit_min)  # checked before the run folder is made
+    check_schedule(cfg, "implicit training")  # settings are checked before the run folder is made
+    time_limit_s = minutes_to_seconds(time_limit_min)
+    task = TASKS.build(cfg.task)
+    check_pair_options(cfg, task)
     dev = resolve_device(device)
     run = RunDir(out, command)
     seed_everything(cfg.seed)
-    task = TASKS.build(cfg.task)
-    if task.needs_pairs and not cfg.pairs:
-        raise InputError(f"task {cfg.task!r} needs --pairs DIR (make them with `irad train pairs`)")
-    train = _Source(cfg.pairs if task.needs_pairs else None, cfg.dataset, "train", data_root, cfg.val_size,
-                    cfg.train_limit)
-    val_pairs = cfg.val_pairs if task.needs_pairs else None
-    if task.needs_pairs and not val_pairs:
-        raise InputError("adversarial denoising needs --val-pairs DIR (pairs crafted on the val split)")
-    val = _Source(val_pairs, cfg.dataset, "val", data_root, cfg.val_size, cfg.val_images)
+    train = _Source(cfg.pairs, cfg.dataset, "train", data_root, cfg.val_size, cfg.train_limit)
+    val = _Source(cfg.val_pairs, cfg.dataset, "val", data_root, cfg.val_size, cfg.val_images)
 
     model = ImplicitReconstruction(cfg.n_resblocks, cfg.n_feats, tuple(cfg.hidden)).to(dev)
     start_record = {"device": str(dev), "train_images": train.n}

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -24,9 +25,10 @@ def train_steps(run: RunDir, cfg: Any, module: torch.nn.Module, opt: torch.optim
     """Optimise ``module`` for ``cfg.epochs`` epochs (fractional allowed) of ``n_items`` in batches of
     ``cfg.batch_size``; return ``{"steps_done": ..., "steps_planned": ...}``.
 
-    ``loss_fn(indices, generator)`` returns the batch loss; the generator is seeded by (seed, step), and the order by
-    (seed, epoch), so a run resumed from ``run``'s checkpoint continues exactly as if it had not stopped. A
-    checkpoint is written every ``cfg.checkpoint_every`` steps and at each epoch end, where ``validate()`` runs.
+    ``loss_fn(indices, generator)`` returns the batch loss; the generator is seeded by (seed, step), the order by
+    (seed, epoch) and torch's global generators by (seed, step) (:func:`step_rng`), so a run resumed from ``run``'s
+    checkpoint continues exactly as if it had not stopped. A checkpoint is written every ``cfg.checkpoint_every``
+    steps and at each epoch end, where ``validate()`` runs.
     ``time_limit_s`` (wall clock, this call only) ends the run early but cleanly: it validates, checkpoints and
     logs a ``time-limit`` event, so the caller can export the weights and the same command later continues the run.
     """
@@ -53,10 +55,11 @@ def train_steps(run: RunDir, cfg: Any, module: torch.nn.Module, opt: torch.optim
         epoch, pos = divmod(step, steps_per_epoch)
         order = torch.randperm(n_items, generator=torch.Generator().manual_seed(cfg.seed * 100003 + epoch)).numpy()
         idx = order[pos * cfg.batch_size:(pos + 1) * cfg.batch_size]
-        loss = loss_fn(idx, torch.Generator().manual_seed(cfg.seed * 1_000_003 + step))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        with step_rng(cfg.seed, step, _param_device(module)):
+            loss = loss_fn(idx, torch.Generator().manual_seed(cfg.seed * 1_000_003 + step))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
         step += 1
         loss_acc, n_acc = loss_acc + loss.item(), n_acc + 1
         bar.update(1)
@@ -79,6 +82,41 @@ def train_steps(run: RunDir, cfg: Any, module: torch.nn.Module, opt: torch.optim
             break
     bar.close()
     return {"steps_done": step, "steps_planned": total_steps}
+
+
+@contextlib.contextmanager
+def step_rng(seed: int, step: int, device: torch.device) -> Iterator[None]:
+    """Run one training step with torch's global generators (CPU and ``device``'s; dropout masks and anything else
+    drawn without an explicit generator) seeded from (``seed``, ``step``), and restore them afterwards. Checkpoints
+    need not hold the generators' state then: a resumed run draws what an uninterrupted one draws."""
+    devices = []
+    if device.type == "cuda":
+        devices = [device.index if device.index is not None else torch.cuda.current_device()]
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(int(np.random.SeedSequence([seed % 2**63, step]).generate_state(1, np.uint64)[0]))
+        yield
+
+
+def _param_device(module: torch.nn.Module) -> torch.device:
+    param = next(module.parameters(), None)
+    return torch.device("cpu") if param is None else param.device
+
+
+def check_schedule(cfg: Any, what: str) -> None:
+    """Refuse, before anything is written, what would not train: ``cfg.epochs`` and ``cfg.lr`` must be positive
+    finite numbers (0 epochs would still run one step, NaN crash), Adam's ``cfg.betas`` lie in [0, 1), and
+    ``cfg.batch_size`` / ``cfg.checkpoint_every`` be at least 1."""
+    for name in ("epochs", "lr"):
+        value = getattr(cfg, name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value > 0):
+            raise InputError(f"{what}: {name} must be a positive, finite number, got {value!r}; pass a positive "
+                             f"--{name}")
+    betas = tuple(cfg.betas)
+    if len(betas) != 2 or not all(0 <= b < 1 for b in betas):
+        raise InputError(f"{what}: Adam's betas must be two numbers in [0, 1), got {betas}")
+    for name in ("batch_size", "checkpoint_every"):
+        if getattr(cfg, name) < 1:
+            raise InputError(f"{what}: {name} must be >= 1, got {getattr(cfg, name)}")
 
 
 def minutes_to_seconds(minutes: float | None) -> float | None:

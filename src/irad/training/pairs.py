@@ -86,15 +86,47 @@ def craft_pairs(cfg: PairsConfig, out: str | Path, data_root=None, device=None, 
     return out
 
 
+def read_pairs_meta(folder: str | Path) -> dict:
+    """The ``meta.json`` of a pairs folder (settings under ``config``)."""
+    meta_path = Path(folder) / "meta.json"
+    if not meta_path.is_file():
+        raise DataError(f"{folder} holds no adversarial pairs (no meta.json); create them with `irad train pairs`")
+    return json.loads(meta_path.read_text())
+
+
+def check_pair_splits(train: str | Path, val: str | Path, dataset: str | None = None) -> None:
+    """Refuse training pairs (``--pairs``) and validation pairs (``--val-pairs``) that could share images: the same
+    folder, pairs not made on split ``train`` resp. ``val``, or made with different datasets or ``val_size`` (the
+    held-out tail of the training file, so a different ``val_size`` moves images between the splits). Also refuse
+    pairs of another dataset than the run's ``dataset``. A setting missing from an old ``meta.json`` is not compared.
+    """
+    if Path(train).resolve() == Path(val).resolve():
+        raise InputError(f"--pairs and --val-pairs are the same folder ({train}): validation would score images the "
+                         f"model trains on; craft validation pairs with `irad train pairs --split val` (same "
+                         f"--dataset and --val-size) and pass them as --val-pairs")
+    configs = {"--pairs": (train, read_pairs_meta(train).get("config", {}), "train"),
+               "--val-pairs": (val, read_pairs_meta(val).get("config", {}), "val")}
+    for option, (folder, cfg, split) in configs.items():
+        if cfg.get("split", split) != split:
+            raise InputError(f"{option} {folder}: made on split={cfg['split']!r}, but {option} must come from "
+                             f"split={split!r}; craft them with `irad train pairs --split {split}`")
+        if dataset is not None and cfg.get("dataset", dataset) != dataset:
+            raise InputError(f"{option} {folder}: made on dataset {cfg['dataset']!r}, but this run trains on "
+                             f"{dataset!r}; pass --dataset {cfg['dataset']} or pairs made on {dataset}")
+    (_, t, _), (_, v, _) = configs.values()
+    for key in ("dataset", "val_size"):
+        if key in t and key in v and t[key] != v[key]:
+            raise InputError(f"--pairs {train} were made with {key}={t[key]!r} but --val-pairs {val} with "
+                             f"{key}={v[key]!r}: the train and val splits then overlap or differ; craft both with "
+                             f"the same --{key.replace('_', '-')}")
+
+
 class AdversarialPairs:
     """Clean images of a split and their stored adversarial versions (loaded by index)."""
 
     def __init__(self, folder: str | Path, data_root=None) -> None:
         folder = Path(folder)
-        meta_path = folder / "meta.json"
-        if not meta_path.is_file():
-            raise DataError(f"{folder} holds no adversarial pairs (no meta.json); create them with `irad train pairs`")
-        self.meta = json.loads(meta_path.read_text())
+        self.meta = read_pairs_meta(folder)
         if not self.meta.get("complete"):
             raise DataError(f"the pairs in {folder} are incomplete; re-run the same `irad train pairs` command to "
                             f"finish them")

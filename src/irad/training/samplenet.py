@@ -20,8 +20,8 @@ from ..reconstruction.base import pixel_grid
 from ..sampling import SampleNet
 from ..utils import resolve_device, seed_everything
 from .implicit import save_resampler_weights
-from .pairs import AdversarialPairs
-from .loop import minutes_to_seconds, train_steps
+from .pairs import AdversarialPairs, check_pair_splits
+from .loop import check_schedule, minutes_to_seconds, train_steps
 from .rundir import RunDir
 
 
@@ -88,7 +88,9 @@ def train_samplenet(cfg: SampleNetConfig, out: str | Path, data_root=None, devic
 
     if not (cfg.implicit and cfg.pairs and cfg.val_pairs):
         raise InputError("SampleNet training needs --implicit WEIGHTS, --pairs DIR and --val-pairs DIR")
-    time_limit_s = minutes_to_seconds(time_limit_min)  # checked before the run folder is made
+    check_schedule(cfg, "SampleNet training")  # settings are checked before the run folder is made
+    time_limit_s = minutes_to_seconds(time_limit_min)
+    check_pair_splits(cfg.pairs, cfg.val_pairs, cfg.dataset)
     dev = resolve_device(device)
     run = RunDir(out, command)
     seed_everything(cfg.seed)

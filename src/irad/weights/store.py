@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -19,7 +20,7 @@ from safetensors.torch import save as save_safetensors
 
 from ..errors import WeightsError
 from ..registry import Registry
-from ..utils.io import atomic_write_files, sha256_file
+from ..utils.io import atomic_write, atomic_write_files, sha256_file
 
 
 @dataclass(frozen=True)
@@ -62,17 +63,34 @@ def verify_file(path: Path, sha256: str, what: str) -> None:
 
 def resolve_weights(name: str) -> tuple[PretrainedWeights, Path]:
     """Find and verify the file of a registered weight set. Looks in the package, then the cache, then
-    ``locate()``, then downloads ``url`` into the cache."""
+    ``locate()``, and takes the first copy whose sha256 matches (warning about any corrupt one before it); only when
+    there is no copy at all does it download ``url`` into the cache. Every copy corrupt: a :class:`WeightsError`
+    naming each."""
     spec = WEIGHTS.get(name).factory()
     candidates = [shipped_dir() / spec.filename, cache_dir() / spec.filename]
     if spec.locate is not None:
         found = spec.locate()
         if found is not None:
             candidates.append(found)
+    corrupt: list[str] = []
     for path in candidates:
-        if path.is_file():
-            verify_file(path, spec.sha256, f"weights {name!r}")
-            return spec, path
+        if not path.is_file():
+            continue
+        actual = sha256_file(path)
+        if actual != spec.sha256:
+            corrupt.append(f"{path} (sha256 {actual[:16]}...)")
+            continue
+        if corrupt:
+            warnings.warn(f"weights {name!r}: skipped {'; '.join(corrupt)}, which does not have the expected sha256 "
+                          f"{spec.sha256[:16]}... (corrupted or another version; delete it); using {path}",
+                          stacklevel=2)
+        return spec, path
+    if corrupt:
+        raise WeightsError(
+            f"weights {name!r}: no copy has the expected sha256 {spec.sha256[:16]}...: {'; '.join(corrupt)}. They "
+            f"are corrupted, truncated or a different version. Delete them and obtain the file again (re-install "
+            f"irad, `irad weights import {name} FILE`, or place a good copy in {cache_dir()})."
+        )
     if spec.url:
         target = cache_dir() / spec.filename
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -92,8 +110,12 @@ def resolve_weights(name: str) -> tuple[PretrainedWeights, Path]:
 
 
 def read_sidecar(path: str | os.PathLike) -> dict[str, Any]:
-    """The JSON metadata written next to a weight file (``x.safetensors`` -> ``x.json``); {} when absent."""
+    """The JSON metadata written next to a weight file (``x.safetensors`` -> ``x.json``); {} when absent. Completes a
+    :func:`save_weights` killed between its renames (``x.json.pending`` matching the weights is the sidecar)."""
     side = Path(path).with_suffix(".json")
+    pending = _finish_interrupted_save(Path(path), side)
+    if pending is not None:
+        return pending
     if not side.is_file():
         return {}
     try:
@@ -186,36 +208,104 @@ def load_strict(module: torch.nn.Module, state_dict: dict[str, torch.Tensor], wh
 
 
 def save_weights(state_dict: dict[str, torch.Tensor], path: str | os.PathLike, meta: dict[str, Any]) -> str:
-    """Write ``path`` (.safetensors) and its JSON sidecar with the file's sha256 atomically (temporary files, then
-    ``os.replace``; a failure while writing leaves the old files as they were); return the sha256."""
+    """Write ``path`` (.safetensors) and its JSON sidecar ``.json`` holding the file's sha256; return the sha256.
+
+    The two files cannot be replaced in one atomic step, so they are replaced in an order after which a failure or a
+    kill at any moment leaves a consistent pair, the old one or the new one. Both are first written in full to
+    temporary files beside their targets (a failure there leaves the old files untouched); then the sidecar is
+    renamed to ``x.json.pending``, the weights over ``x.safetensors``, and ``x.json.pending`` over ``x.json``. A kill
+    before the weights' rename leaves the old pair (the pending sidecar's sha256 does not match the weights, so it is
+    ignored, and the next save replaces it); a kill after it leaves the new weights beside a pending sidecar whose
+    sha256 matches them, which :func:`read_sidecar` takes as the sidecar and renames into place."""
     path = Path(path)
     if path.suffix != ".safetensors":
         raise WeightsError(f"weights are saved as .safetensors, got {path.name}")
-    tensors = {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}
-    data = save_safetensors(tensors)
-    digest = hashlib.sha256(data).hexdigest()
-    sidecar = json.dumps({**meta, "sha256": digest}, indent=2) + "\n"
-    # Both files are written in full beside their targets before either is renamed into place.
-    atomic_write_files({path: data, path.with_suffix(".json"): sidecar.encode()})
+    data, digest = _serialize(state_dict)
+    _write_pair(path, data, {**meta, "sha256": digest})
     return digest
 
 
-def import_weights(name: str, source: str | os.PathLike, out_dir: str | os.PathLike | None = None) -> Path:
-    """Convert a registered third-party checkpoint (verified against its original sha256) to safetensors.
+def _serialize(state_dict: dict[str, torch.Tensor]) -> tuple[bytes, str]:
+    """The safetensors bytes of ``state_dict`` (no header metadata, so equal tensors give equal bytes), sha256."""
+    data = save_safetensors({k: v.detach().cpu().contiguous() for k, v in state_dict.items()})
+    return data, hashlib.sha256(data).hexdigest()
 
-    The result lands in ``out_dir`` (default: the cache directory), where :func:`resolve_weights` finds it.
+
+def _pending_sidecar(path: Path) -> Path:
+    side = path.with_suffix(".json")
+    return side.with_name(side.name + ".pending")
+
+
+def _write_pair(path: Path, data: bytes, meta: dict[str, Any]) -> None:
+    """The renames of :func:`save_weights`: sidecar to ``.pending``, weights into place, ``.pending`` to ``.json``."""
+    side, pending = path.with_suffix(".json"), _pending_sidecar(path)
+    atomic_write_files({pending: (json.dumps(meta, indent=2) + "\n").encode(), path: data})  # renamed in this order
+    with contextlib.suppress(FileNotFoundError):  # a reader may have completed the last rename already
+        os.replace(pending, side)
+
+
+def _finish_interrupted_save(path: Path, side: Path) -> dict[str, Any] | None:
+    """The metadata of a pending sidecar whose sha256 matches ``path`` (a save killed before its last rename), moved
+    over ``side`` where the folder is writable; None when there is no such sidecar."""
+    pending = _pending_sidecar(path)
+    if not (pending.is_file() and path.is_file()):
+        return None
+    try:
+        meta = json.loads(pending.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    if not isinstance(meta, dict) or meta.get("sha256") != sha256_file(path):
+        return None  # a save killed before its weights were renamed: the old pair stands
+    with contextlib.suppress(OSError):
+        os.replace(pending, side)
+    return meta
+
+
+def import_weights(name: str, source: str | os.PathLike, out_dir: str | os.PathLike | None = None) -> Path:
+    """Install registered weights ``name`` from a file obtained elsewhere, verified against the catalogue before
+    anything is written; the result lands in ``out_dir`` (default: the cache directory, where
+    :func:`resolve_weights` finds it).
+
+    * Entries stored as safetensors: ``source`` (the third-party original, first checked against the catalogue's
+      ``original_sha256`` where it records one, which also guards the unpickling; or any checkpoint of the same
+      tensors) is converted, and the converted file must have the catalogue's sha256. The source's own sidecar, if
+      any, is carried over.
+    * Entries the catalogue names as they are (``resnet18-autoattack``: pyautoattack's ``model_test.pt``, normally
+      read in place from the installed package): ``source`` must have the catalogue's sha256 and is copied as is.
     """
     spec = WEIGHTS.get(name).factory()
     source = Path(source)
+    if not spec.sha256:
+        raise WeightsError(f"weights {name!r} have no sha256 in the catalogue, so a file for them cannot be "
+                           f"verified; irad does not import unverified weights")
+    target = Path(out_dir or cache_dir()) / spec.filename
+    if target.suffix != ".safetensors":
+        data = source.read_bytes()  # verified and written from the same bytes
+        _check_import(name, spec, source, hashlib.sha256(data).hexdigest(), "its sha256 is")
+        with atomic_write(target) as fh:
+            fh.write(data)
+        return target
     expected = spec.meta.get("original_sha256")
     if expected:
         verify_file(source, expected, f"original file for {name!r}")
-    sd = load_state_dict_file(source)
-    target = Path(out_dir or cache_dir()) / spec.filename
+    data, digest = _serialize(load_state_dict_file(source))
+    _check_import(name, spec, source, digest, "converted to safetensors, it has sha256")
     meta = {k: v for k, v in spec.meta.items() if k not in ("original_sha256",)}
-    save_weights(sd, target, {"name": name, "kind": spec.kind, "arch": spec.arch, "dataset": spec.dataset,
-                              **meta, "converted_from_sha256": expected})
+    side = {k: v for k, v in read_sidecar(source).items() if k != "sha256"}
+    _write_pair(target, data, {**side, "name": name, "kind": spec.kind, "arch": spec.arch, "dataset": spec.dataset,
+                               **meta, "converted_from_sha256": expected or sha256_file(source), "sha256": digest})
     return target
+
+
+def _check_import(name: str, spec: PretrainedWeights, source: Path, digest: str, what: str) -> None:
+    """Refuse an imported file whose (converted) sha256 ``digest`` is not the catalogue's, saying where it is from."""
+    if digest != spec.sha256:
+        origin = spec.meta.get("source") or spec.url or "see `irad list weights`"
+        raise WeightsError(
+            f"{source} is not the file of weights {name!r}: {what} {digest[:16]}..., the catalogue expects "
+            f"{spec.sha256[:16]}... (another checkpoint, version, or a damaged copy). Nothing was written. "
+            f"The file comes from: {origin}."
+        )
 
 
 def load_defense_weights(arch: str, weights: str | Path | None, dataset: str, train_hint: str

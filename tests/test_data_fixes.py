@@ -13,6 +13,7 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
+import irad
 from irad.cli.main import cli
 from irad.data import load_dataset, read_image
 from irad.data.datasets import ImageDataset, download_dataset, read_npz
@@ -145,6 +146,17 @@ def test_train_command_on_a_folder_dataset(tmp_path):
                   "--device", "cpu")
     assert res.exit_code == 0, res.output
     assert (tmp_path / "run" / "stl.safetensors").is_file()
+
+
+def test_classifier_trained_on_a_folder_has_one_output_per_class_folder(tmp_path):
+    _class_folders(tmp_path / "mine", per_class=4, classes=("a", "b", "c"))
+    res = _invoke("train", "classifier", "--dataset", "folder", "--data", tmp_path / "mine", "--arch", "resnet20",
+                  "--epochs", "1", "--val-size", "3", "--batch-size", "8", "--out", tmp_path / "run",
+                  "--device", "cpu")
+    assert res.exit_code == 0, res.output
+    weights = tmp_path / "run" / "resnet20-folder.safetensors"
+    model = irad.load_classifier("resnet20", dataset="folder", weights=str(weights))
+    assert model(torch.rand(2, 3, 32, 32)).shape == (2, 3)
 
 
 # ----------------------------------------------------------------------------- 3. ImageNet train/val/test

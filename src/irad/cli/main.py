@@ -18,7 +18,8 @@ from .weights_cmd import weights_group
 def cli() -> None:
     """irad: test-time adversarial defense by implicit-representation-driven image resampling (IRAD).
 
-    All commands share --device, --seed, --batch-size and --data.
+    The commands that run models share --device, --seed, --batch-size and --data (purify and bench, which read
+    no dataset, refuse --data rather than ignore it).
     """
 
 

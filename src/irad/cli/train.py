@@ -9,7 +9,7 @@ from .common import common_options, friendly_errors
 
 # options shared by the training commands
 VAL_SIZE = click.option("--val-size", type=click.IntRange(min=1), default=5000,
-                        help="Held-out tail of the training set.")
+                        help="Training images held out for validation (the last ones; every k-th image of class folders).")
 RUN_DIR = click.option("--out", type=click.Path(file_okay=False), required=True,
                        help="Run folder (resumes if present).")
 DOWNLOAD = click.option("--download", is_flag=True, default=False,

@@ -89,7 +89,9 @@ def train_classifier(recipe: ClassifierRecipe, out: str | Path, data_root=None, 
         train = train.subset(slice(0, recipe.train_limit))
     xv, yv = val.tensors()
 
-    model = build_classifier(recipe.arch, recipe.dataset).to(dev)
+    # a user's folder has as many classes as it has class folders; registered datasets know their count
+    num_classes = dataset_info(recipe.dataset).num_classes or int(max(train.labels.max(), yv.max())) + 1
+    model = build_classifier(recipe.arch, recipe.dataset, num_classes=num_classes).to(dev)
     if dev.type == "cpu":
         model = model.to(memory_format=torch.channels_last)
     if recipe.arch == "fastnet":
@@ -152,7 +154,7 @@ def train_classifier(recipe: ClassifierRecipe, out: str | Path, data_root=None, 
     weights_path = run.path / f"{recipe.arch}-{recipe.dataset}.safetensors"
     save_weights(model.net.state_dict(), weights_path, {
         "kind": "classifier", "arch": recipe.arch, "dataset": recipe.dataset,
-        "num_classes": dataset_info(recipe.dataset).num_classes,
+        "num_classes": num_classes,
         "mean": model.mean.flatten().tolist(), "std": model.std.flatten().tolist(),
         "val_accuracy": history[-1]["val_acc"] if history else None, "recipe": asdict(recipe),
         "command": run.command, "device": str(dev),

@@ -141,3 +141,11 @@ def test_resample_defense_checks_its_sampler_parameters():
         irad.load_defense("resample", reconstruction="bilinear", sampler="si", d=None)
     module = irad.load_defense("resample", reconstruction="bilinear", sampler="sv", gamma=0.5, seed=1)
     assert module.sampler.gamma == 0.5 and module.sampler.seed == 1
+
+
+def test_median_window_larger_than_the_image_is_a_clear_error():
+    median = irad.load_defense("median", window=11)
+    with pytest.raises(InputError, match="at most 9"):
+        median(torch.rand(1, 3, 5, 5))
+    x = torch.rand(1, 3, 5, 5)
+    assert irad.load_defense("median", window=9)(x).shape == x.shape  # the largest window that fits still runs

@@ -368,3 +368,10 @@ def test_bench_refuses_options_it_never_uses():
     assert res.exit_code == 2 and "--defense" in res.output
     res = CliRunner().invoke(cli, ["bench", "--reference", "--train-batch", "4", "--device", "cpu"])
     assert res.exit_code == 2 and "--train-batch" in res.output and "--training" in res.output
+
+
+@pytest.mark.parametrize("option", ["--batch-sizes", "--image-sizes"])
+@pytest.mark.parametrize("value", ["1,x", "0", ",", "-4"])
+def test_bench_size_lists_must_be_positive_integers(option, value):
+    res = CliRunner().invoke(cli, ["bench", "--reference", "--device", "cpu", option, value])
+    assert res.exit_code == 2 and option in res.output and "positive integers" in res.output

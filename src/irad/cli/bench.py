@@ -44,10 +44,20 @@ def check_options(ctx: click.Context, reference: bool, training: bool, image_siz
             raise click.UsageError(f"{', '.join(given)}: {why}")
 
 
+def _positive_ints(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """Check a comma-separated list of positive integers (kept as text: the reference benchmark parses it)."""
+    if value is None:
+        return None
+    items = [v.strip() for v in value.split(",") if v.strip()]
+    if not items or not all(v.isdigit() and int(v) > 0 for v in items):
+        raise click.BadParameter(f"{value!r} is not a comma-separated list of positive integers, e.g. 1,64,200")
+    return ",".join(items)
+
+
 @click.command("bench")
 @click.option("--defense", "defenses", multiple=True, default=("disco", "irad"), show_default=True,
               help="Defense spec(s), e.g. irad, diffpure:t_star=0.02,steps=20.")
-@click.option("--batch-sizes", default=None,
+@click.option("--batch-sizes", default=None, callback=_positive_ints,
               help="Comma-separated batch sizes [default: 1,64; with --reference: 1,64,200 on CPU, "
                    "1,64,200,1000 on CUDA].")
 @click.option("--image-size", type=click.IntRange(min=4), default=32, show_default=True)
@@ -58,7 +68,7 @@ def check_options(ctx: click.Context, reference: bool, training: bool, image_siz
 @click.option("--weights", default=None,
               help="With --reference: IRAD weight file (default: random weights of the paper's architecture).")
 @click.option("--precisions", default=None, help="With --reference: fp32 and/or bf16 [default: fp32, +bf16 on CUDA].")
-@click.option("--image-sizes", default=None,
+@click.option("--image-sizes", default=None, callback=_positive_ints,
               help="With --reference: also time IRAD at these image sizes, e.g. 32,64,128,224 (batch: --batch-size, "
                    "default 8).")
 @click.option("--strict-fp32", is_flag=True,

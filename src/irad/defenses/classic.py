@@ -142,6 +142,10 @@ class MedianFilter(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_images(x)
+        if self.window // 2 >= min(x.shape[-2:]):
+            raise InputError(f"median window {self.window} is too large for {x.shape[-2]}x{x.shape[-1]} images "
+                             f"(its half-width must be below the image size); use a window of at most "
+                             f"{2 * min(x.shape[-2:]) - 1}")
         from kornia.filters import median_blur
 
         return median_blur(x, (self.window, self.window))

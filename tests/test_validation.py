@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+import irad
 from irad.errors import InputError, IradError
 from irad.utils.validation import check_images, check_labels
 
@@ -129,3 +130,46 @@ def test_check_labels():
         check_labels(torch.tensor([0, 10, 2]), 3, 10)
     with pytest.raises(InputError, match=r"\[0, 9\]"):
         check_labels(torch.tensor([0, -1, 2]), 3, 10)
+
+
+# ------------------------------------------------------------------------- core entry points refuse bad values
+
+
+def test_classifier_computes_float64_in_its_own_dtype_and_refuses_8_bit_input():
+    model = irad.load_classifier("resnet20")
+    x = torch.rand(2, 3, 32, 32)
+    assert torch.allclose(model(x.double()), model(x))  # the same logits, not a dtype error
+    with pytest.raises(InputError, match="255"):
+        model((x * 255).to(torch.uint8))  # 8-bit values would be read as far outside [0, 1]
+
+
+@pytest.mark.parametrize("name, params, match", [("nearest-si", {"d": float("nan")}, "finite"),
+                                                  ("bilinear-si", {"d": float("inf")}, "finite"),
+                                                  ("bilinear-sv", {"gamma": float("nan")}, "finite"),
+                                                  ("nearest-sv", {"gamma": -1.0}, ">= 0")])
+def test_naive_shifts_must_be_finite(name, params, match):
+    with pytest.raises(InputError, match=match):
+        irad.load_defense(name, **params)
+
+
+def test_bad_device_and_non_string_names_are_clear_errors():
+    from irad.errors import UnknownNameError
+    from irad.utils import resolve_device
+
+    with pytest.raises(InputError, match="cuda:N"):
+        resolve_device("gpu")
+    with pytest.raises(UnknownNameError, match="string"):
+        irad.load_defense(None)  # not the 'none' defense
+    from irad.sampling import SAMPLERS
+
+    with pytest.raises(UnknownNameError, match="damaged"):
+        SAMPLERS.make({"args": {"d": 1.0}})
+
+
+def test_resample_names_are_case_insensitive_and_still_load_the_weights():
+    upper = irad.load_defense("resample", reconstruction="Implicit", sampler="SI", d=1.0)
+    lower = irad.load_defense("resample", reconstruction="implicit", sampler="si", d=1.0)
+    x = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(upper(x), lower(x))  # trained weights in both, not a random network in one
+    assert upper.meta["sha256"] == lower.meta["sha256"]

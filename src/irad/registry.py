@@ -55,7 +55,10 @@ class Registry(Generic[T]):
         return decorator
 
     def get(self, name: str) -> Entry[T]:
-        key = str(name).lower()
+        if not isinstance(name, str):
+            raise UnknownNameError(f"a {self.kind} name must be a string, got {name!r}; available: "
+                                   f"{', '.join(sorted(self._entries))}")
+        key = name.lower()
         if key not in self._entries:
             close = difflib.get_close_matches(key, self._entries, n=3)
             hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
@@ -70,6 +73,10 @@ class Registry(Generic[T]):
 
     def make(self, spec: dict[str, Any]) -> T:
         """Build from ``{"name": ..., "args": {...}}``."""
+        if not (isinstance(spec, dict) and isinstance(spec.get("name"), str)
+                and isinstance(spec.get("args", {}), dict)):
+            raise UnknownNameError(f"a {self.kind} spec must be {{'name': str, 'args': dict}}, got {spec!r}; the "
+                                   f"file that holds it (e.g. a weight file's .json sidecar) is damaged")
         return self.build(spec["name"], **spec.get("args", {}))
 
     def names(self) -> list[str]:

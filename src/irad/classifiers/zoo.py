@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from ..data.datasets import dataset_info
-from ..errors import UnknownNameError, WeightsError
+from ..errors import InputError, UnknownNameError, WeightsError
 from ..registry import Registry
 from ..utils.io import sha256_file
 from ..weights import WEIGHTS, load_state_dict_file, load_strict, read_sidecar, resolve_weights
@@ -36,6 +36,11 @@ class ImageClassifier(nn.Module):
         self.register_buffer("std", torch.tensor(std or (1.0, 1.0, 1.0)).view(1, 3, 1, 1), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not x.is_floating_point():
+            raise InputError(f"classifier input must be a floating-point batch in [0, 1], got dtype {x.dtype}; "
+                             f"convert 8-bit images with x.float() / 255")
+        if x.dtype != self.mean.dtype:
+            x = x.to(self.mean.dtype)  # e.g. a float64 batch for float32 weights: computed in the weights' dtype
         if self.normalized:
             x = (x - self.mean) / self.std
         return self.net(x)

@@ -108,8 +108,9 @@ def resample_defense(dataset: str = "cifar10", reconstruction: str = "implicit",
     implicit encoder for its features, as in Table 15. Further keywords are the sampler's parameters; an unknown
     one is an :class:`InputError` listing the valid ones. With IRAD weights, ``.meta`` is their metadata.
     """
-    sampler_factory = SAMPLERS.get(sampler).factory
-    recon_factory = RECONSTRUCTIONS.get(reconstruction).factory  # unknown names fail before any weights load
+    sampler_entry, recon_entry = SAMPLERS.get(sampler), RECONSTRUCTIONS.get(reconstruction)  # before any weights
+    sampler, reconstruction = sampler_entry.name, recon_entry.name  # canonical (lower-case) names from here on
+    sampler_factory, recon_factory = sampler_entry.factory, recon_entry.factory
     if sampler == "samplenet":
         if sampler_args:
             raise InputError(f"defense 'resample' with sampler 'samplenet' has no parameter "

@@ -7,6 +7,7 @@ from torch import nn
 
 from ..reconstruction.base import ContinuousImage
 from ..reconstruction.implicit import EDSREncoder, LocalEnsembleMLP
+from ..errors import InputError
 from .samplers import SAMPLERS, Sampler
 
 
@@ -40,7 +41,7 @@ class SampleNet(Sampler):
         features = phi.features
         if features is None:
             if self.encoder is None:
-                raise ValueError("SampleNet needs per-pixel features: use the implicit reconstruction or pass "
+                raise InputError("SampleNet needs per-pixel features: use the implicit reconstruction or pass "
                                  "SampleNet(encoder=...) for nearest/bilinear reconstructions")
             features = self.encoder(phi.images)
         return grid + self.shift(features, grid)

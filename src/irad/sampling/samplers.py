@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
 from ..reconstruction.base import ContinuousImage
 from ..registry import Registry
+from ..errors import InputError
 from ..utils.runtime import call_generator
+
+
+def _finite(what: str, value: float) -> float:
+    """``value`` as a float, or an :class:`InputError` naming ``what`` when it is not a finite number."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise InputError(f"{what} must be a finite number, got {value!r}")
+    return float(value)
 
 
 class Sampler(nn.Module):
@@ -36,7 +46,7 @@ class SpatiallyInvariantSampler(Sampler):
 
     def __init__(self, d: float = 1.5) -> None:
         super().__init__()
-        self.d = float(d)
+        self.d = _finite("d (the shift in pixels)", d)
 
     def forward(self, phi: ContinuousImage, grid: torch.Tensor) -> torch.Tensor:
         return grid + self.d
@@ -59,7 +69,9 @@ class SpatiallyVariantSampler(Sampler):
 
     def __init__(self, gamma: float = 1.5, seed: int | None = None) -> None:
         super().__init__()
-        self.gamma, self.seed = float(gamma), seed
+        self.gamma, self.seed = _finite("gamma (the largest shift in pixels)", gamma), seed
+        if self.gamma < 0:
+            raise InputError(f"gamma must be >= 0 (shifts are drawn from U(0, gamma), Eq. 8), got {gamma!r}")
 
     @property
     def randomized(self) -> bool:

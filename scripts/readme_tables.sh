@@ -4,7 +4,9 @@
 #
 #   OMP_NUM_THREADS=1 scripts/readme_tables.sh [STEP ...]     steps: table2 table2-r18 table8 table1 table15
 #                                                                      table3 table5 table7 nrp diffpure table5-diffpure
-#                                                                      table3-diffpure bf16
+#                                                                      table3-diffpure bf16 table16-diffpure
+#                                                                      randomization (not in the default: table2 and
+#                                                                      table3 include it)
 #                                                                      (default: all)
 set -euo pipefail
 IRAD=${IRAD:-.venv/bin/irad}  # a command line, e.g. "python3 -m irad" (left unquoted below)
@@ -13,7 +15,7 @@ CACHE="$OUT/cache"
 CLASSIC=(--defense bit-reduction --defense jpeg --defense randomization --defense median --defense stl)
 NAIVE=(--defense nearest-si --defense nearest-sv --defense bilinear-si --defense bilinear-sv)
 STEPS=("$@")
-[ ${#STEPS[@]} -eq 0 ] && STEPS=(table2 table8 table1 table15 table3 table5 table2-r18 nrp diffpure table5-diffpure table3-diffpure bf16 table7)
+[ ${#STEPS[@]} -eq 0 ] && STEPS=(table2 table8 table1 table15 table3 table5 table2-r18 nrp diffpure table5-diffpure table3-diffpure table16-diffpure bf16 table7)
 
 run() {  # run NAME ARGS...: one evaluation, timed, into $OUT/NAME
     local name=$1
@@ -68,6 +70,16 @@ for step in "${STEPS[@]}"; do
         done
         run table5-diffpure-100 --victim resnet32 --threat-model full-gradient \
             --attack pgd:steps=10 --eot-samples 4 --defense diffpure -n 16 --repeats 1 ;;
+    table16-diffpure)  # Table 16 at a CPU's scale: t = 40 (t* = 0.04, 40 steps), DiffPure without and with IRAD
+                       # after it, full-gradient PGD-10 with EOT over 4 passes, 16 images
+        for d in diffpure:t_star=0.04,steps=40 irad+diffpure:t_star=0.04,steps=40; do
+            run "table16-$(slug "$d")" --victim resnet32 --threat-model full-gradient \
+                --attack pgd:steps=10 --eot-samples 4 --defense "$d" -n 16 --repeats 1
+        done ;;
+    randomization)  # random resizing + padding, drawn per image since session 5 (it was one draw per batch):
+                    # its Table 2 and Table 3 rows again
+        run table2-randomization --preset table2 --victim resnet32 --victim resnet20 --defense randomization -n 500
+        run table3-randomization --preset table3 --victim resnet32 --defense randomization -n 200 ;;
     table3-diffpure)  # BPDA PGD-20 (EOT 8) on the short DiffPure without and with IRAD after it, and on the
                       # 100-step DiffPure (about 4 CPU minutes per image): 16 images
         for d in diffpure:t_star=0.02,steps=20 irad+diffpure; do

@@ -253,3 +253,9 @@ def test_clean2clean_training_reconstructs_the_input():
         out = ImageResampler(model, IdentitySampler())(x)
     psnr = -10 * math.log10(float(((out - x) ** 2).mean()))
     assert psnr > 28, psnr
+
+
+def test_images_and_weights_on_different_devices_is_a_clear_error():
+    defense = irad.load_defense("disco").to("meta")  # a second device that exists on every machine
+    with pytest.raises(InputError, match="weights are on meta"):
+        defense(torch.rand(1, 3, 8, 8))

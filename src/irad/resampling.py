@@ -43,6 +43,9 @@ class ImageResampler(nn.Module):
             check_images(images)
         n, _, h, w = images.shape
         param = next(self.parameters(), None)
+        if param is not None and param.device != images.device:
+            raise InputError(f"images are on {images.device} but the defense's weights are on {param.device}; move "
+                             f"one of them (defense.to(images.device))")
         work = images if param is None else images.to(param.dtype)  # e.g. float64 input, float32 weights
         # fp32 must not switch off an autocast region the caller entered, so it adds no context at all
         autocast = (torch.autocast(images.device.type, dtype=torch.bfloat16) if self.precision == "bf16"

@@ -79,7 +79,7 @@ for step in "${STEPS[@]}"; do
     randomization)  # random resizing + padding, drawn per image since session 5 (it was one draw per batch):
                     # its Table 2 and Table 3 rows again
         run table2-randomization --preset table2 --victim resnet32 --victim resnet20 --defense randomization -n 500
-        run table3-randomization --preset table3 --victim resnet32 --defense randomization -n 200 ;;
+        run table3-randomization --preset table3 --victim resnet32 --victim resnet20 --defense randomization -n 200 ;;
     table3-diffpure)  # BPDA PGD-20 (EOT 8) on the short DiffPure without and with IRAD after it, and on the
                       # 100-step DiffPure (about 4 CPU minutes per image): 16 images
         for d in diffpure:t_star=0.02,steps=20 irad+diffpure; do

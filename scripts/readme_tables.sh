@@ -70,9 +70,10 @@ for step in "${STEPS[@]}"; do
         done
         run table5-diffpure-100 --victim resnet32 --threat-model full-gradient \
             --attack pgd:steps=10 --eot-samples 4 --defense diffpure -n 16 --repeats 1 ;;
-    table16-diffpure)  # Table 16 at a CPU's scale: t = 40 (t* = 0.04, 40 steps), DiffPure without and with IRAD
-                       # after it, full-gradient PGD-10 with EOT over 4 passes, 16 images
-        for d in diffpure:t_star=0.04,steps=40 irad+diffpure:t_star=0.04,steps=40; do
+    table16-diffpure)  # Table 16 at a CPU's scale: t = 40 and 30 (t* = 0.04 / 0.03, 40 / 30 steps), DiffPure
+                       # without and with IRAD after it, full-gradient PGD-10 with EOT over 4 passes, 16 images
+        for d in diffpure:t_star=0.04,steps=40 irad+diffpure:t_star=0.04,steps=40 \
+                 diffpure:t_star=0.03,steps=30 irad+diffpure:t_star=0.03,steps=30; do
             run "table16-$(slug "$d")" --victim resnet32 --threat-model full-gradient \
                 --attack pgd:steps=10 --eot-samples 4 --defense "$d" -n 16 --repeats 1
         done ;;

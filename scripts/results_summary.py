@@ -37,10 +37,14 @@ TITLES["table5-diffpure-100"] = "Full-gradient PGD-10 (EOT 4) through DiffPure, 
 TITLES["table16-diffpure-t-star-0-04-steps-40"] = "Table 16, full-gradient PGD-10 (EOT 4) through DiffPure, t = 40"
 TITLES["table16-irad-diffpure-t-star-0-04-steps-40"] = ("Table 16, full-gradient PGD-10 (EOT 4) through "
                                                         "IRAD+DiffPure, t = 40")
+TITLES["table16-diffpure-t-star-0-03-steps-30"] = "Table 16, full-gradient PGD-10 (EOT 4) through DiffPure, t = 30"
+TITLES["table16-irad-diffpure-t-star-0-03-steps-30"] = ("Table 16, full-gradient PGD-10 (EOT 4) through "
+                                                        "IRAD+DiffPure, t = 30")
 TITLES["bf16"] = "IRAD in fp32 and in bf16 autocast (oblivious AutoAttack)"
 PRESET = {"table3-diffpure-t-star-0-02-steps-20": "table3", "table3-irad-diffpure": "table3",
           "table3-diffpure-100": "table3", "table5-diffpure-100": "table5",
           "table16-diffpure-t-star-0-04-steps-40": None, "table16-irad-diffpure-t-star-0-04-steps-40": None,
+          "table16-diffpure-t-star-0-03-steps-30": None, "table16-irad-diffpure-t-star-0-03-steps-30": None,
           "table5-diffpure-t-star-0-02-steps-20": "table5", "table5-irad-diffpure": "table5", "bf16": "table2", "table2-r18": "table2", "table5-naive": "table5", "table1": None, "table2-nrp": "table2",
           "table3-nrp": "table3", "table2-diffpure": "table2", "table7": None}
 

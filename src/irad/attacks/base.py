@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from contextlib import contextmanager
 from typing import Any, Iterator
 
@@ -11,7 +10,7 @@ from torch import nn
 
 from ..errors import InputError
 from ..registry import Registry
-from ..utils.validation import check_images, check_labels
+from ..utils.validation import check_images, check_labels, is_real
 from .checks import check_adversarial
 
 
@@ -88,7 +87,7 @@ def _check_device(model: nn.Module, images: torch.Tensor) -> None:
 
 def check_eps(eps: object) -> float:
     """Validate an L-inf radius in [0, 1] pixel units."""
-    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not math.isfinite(eps):
+    if not is_real(eps):
         raise InputError(f"eps must be a finite number (an L-inf radius in [0, 1] pixel units, e.g. 8/255), "
                          f"got {eps!r}")
     if eps < 0:

@@ -3,6 +3,8 @@ dictionary."""
 
 from __future__ import annotations
 
+import functools
+
 import click
 
 from .common import common_options, friendly_errors
@@ -12,22 +14,29 @@ VAL_SIZE = click.option("--val-size", type=click.IntRange(min=1), default=5000,
                         help="Training images held out for validation (the last ones; every k-th image of class folders).")
 RUN_DIR = click.option("--out", type=click.Path(file_okay=False), required=True,
                        help="Run folder (resumes if present).")
-DOWNLOAD = click.option("--download", is_flag=True, default=False,
-                        help="First fetch CIFAR-10/100 with torchvision into --data DIR (skipped if it is there).")
+
+
+def downloadable(func):
+    """Add ``--download`` to a training command: fetch the dataset (CIFAR-10/100, with torchvision) into ``--data``
+    before the command runs, since the training code itself never downloads."""
+
+    @functools.wraps(func)
+    def wrapper(*args, download: bool = False, **kwargs):
+        if download:
+            from ..data.datasets import download_dataset
+
+            click.echo(f"data: {download_dataset(kwargs['dataset'], kwargs['data_root'])}")
+        return func(*args, **kwargs)
+
+    return click.option("--download", is_flag=True, default=False,
+                        help="First fetch CIFAR-10/100 with torchvision into --data DIR (skipped if it is there).")(
+        friendly_errors(wrapper))  # a failed download is one clear error too
 
 
 # checked (positive, finite) once, by irad.training.loop.minutes_to_seconds
 TIME_LIMIT = click.option("--time-limit", "time_limit", type=float, default=None,
                           metavar="MINUTES", help="Stop cleanly after this many minutes of training (validates, "
                           "checkpoints and exports the weights, and says so); the same command later continues.")
-
-
-def _fetch(download: bool, dataset: str, data_root) -> None:
-    """``--download``: fetch the dataset into ``--data`` before the training code reads it (which never downloads)."""
-    if download:
-        from ..data.datasets import download_dataset
-
-        click.echo(f"data: {download_dataset(dataset, data_root)}")
 
 
 def _report(weights) -> None:
@@ -60,15 +69,14 @@ def train() -> None:
 @click.option("--train-limit", type=click.IntRange(min=1), default=None, help="Use only the first N images.")
 @VAL_SIZE
 @RUN_DIR
-@DOWNLOAD
+@downloadable
 @common_options
 @friendly_errors
 def train_classifier_cmd(arch, dataset, epochs, lr, weight_decay, label_smoothing, train_limit, val_size, out,
-                         download, device, seed, batch_size, data_root) -> None:
+                         device, seed, batch_size, data_root) -> None:
     """Train a classifier; writes OUT/ARCH-DATASET.safetensors with a JSON sidecar."""
     from ..training.classifier import ClassifierRecipe, train_classifier
 
-    _fetch(download, dataset, data_root)
 
     recipe = ClassifierRecipe(arch=arch, dataset=dataset, epochs=epochs, batch_size=batch_size or 512, lr=lr,
                               weight_decay=weight_decay, label_smoothing=label_smoothing, train_limit=train_limit,
@@ -89,18 +97,17 @@ def train_classifier_cmd(arch, dataset, epochs, lr, weight_decay, label_smoothin
 @click.option("--shard-size", type=click.IntRange(min=1), default=1000)
 @click.option("--val-size", type=click.IntRange(min=1), default=5000)
 @click.option("--out", type=click.Path(file_okay=False), required=True)
-@DOWNLOAD
+@downloadable
 @common_options
 @friendly_errors
 def train_pairs_cmd(surrogate, surrogate_weights, dataset, split, eps, alpha, steps, limit, shard_size, val_size,
-                    out, download, device, seed, batch_size, data_root) -> None:
+                    out, device, seed, batch_size, data_root) -> None:
     """Craft PGD adversarial/clean pairs (uint8 shards, resumable)."""
     import shlex
     import sys
 
     from ..training.pairs import PairsConfig, craft_pairs
 
-    _fetch(download, dataset, data_root)
 
     cfg = PairsConfig(surrogate, surrogate_weights, dataset, split, eps, alpha, steps, limit, shard_size, val_size,
                       seed)
@@ -134,16 +141,15 @@ def train_pairs_cmd(surrogate, surrogate_weights, dataset, split, eps, alpha, st
               help="Warm start from an implicit/IRAD weight file (continues an earlier run with a new schedule).")
 @click.option("--out", type=click.Path(file_okay=False), required=True)
 @TIME_LIMIT
-@DOWNLOAD
+@downloadable
 @common_options
 @friendly_errors
 def train_implicit_cmd(task, pairs, val_pairs, dataset, epochs, lr, queries, encoder_blocks, features, train_limit,
-                       val_size, val_images, checkpoint_every, amp, init_weights, out, time_limit, download, device,
+                       val_size, val_images, checkpoint_every, amp, init_weights, out, time_limit, device,
                        seed, batch_size, data_root) -> None:
     """Train the implicit representation (EDSR encoder + MLP decoder) on one of the five tasks."""
     from ..training.implicit import ImplicitConfig, train_implicit
 
-    _fetch(download, dataset, data_root)
 
     cfg = ImplicitConfig(task=task, dataset=dataset, pairs=pairs, val_pairs=val_pairs, epochs=epochs,
                          batch_size=batch_size or 128, lr=lr, queries=queries, n_resblocks=encoder_blocks,
@@ -168,16 +174,15 @@ def train_implicit_cmd(task, pairs, val_pairs, dataset, epochs, lr, queries, enc
 @click.option("--amp/--no-amp", default=False, help="bf16 autocast (GPU).")
 @click.option("--out", type=click.Path(file_okay=False), required=True)
 @TIME_LIMIT
-@DOWNLOAD
+@downloadable
 @common_options
 @friendly_errors
 def train_samplenet_cmd(implicit_weights, pairs, val_pairs, surrogate, surrogate_weights, dataset, epochs, lr,
-                        train_limit, val_images, checkpoint_every, amp, out, time_limit, download, device, seed,
+                        train_limit, val_images, checkpoint_every, amp, out, time_limit, device, seed,
                         batch_size, data_root) -> None:
     """Train SampleNet with the implicit representation frozen; writes OUT/irad.safetensors."""
     from ..training.samplenet import SampleNetConfig, train_samplenet
 
-    _fetch(download, dataset, data_root)
 
     cfg = SampleNetConfig(implicit=implicit_weights, pairs=pairs, val_pairs=val_pairs, surrogate=surrogate,
                           surrogate_weights=surrogate_weights, dataset=dataset, epochs=epochs,
@@ -204,15 +209,14 @@ def train_samplenet_cmd(implicit_weights, pairs, val_pairs, surrogate, surrogate
 @VAL_SIZE
 @click.option("--eval-every", type=click.IntRange(min=1), default=100)
 @RUN_DIR
-@DOWNLOAD
+@downloadable
 @common_options
 @friendly_errors
 def train_stl_cmd(dataset, atoms, size, lam, lowpass, iterations, train_iterations, images, steps, crop, lr,
-                  val_images, val_size, eval_every, out, download, device, seed, batch_size, data_root) -> None:
+                  val_images, val_size, eval_every, out, device, seed, batch_size, data_root) -> None:
     """Learn the convolutional dictionary of the STL baseline (Sun et al. 2019); writes OUT/stl.safetensors."""
     from ..training.stl import STLConfig, train_stl
 
-    _fetch(download, dataset, data_root)
 
     cfg = STLConfig(dataset=dataset, atoms=atoms, size=size, lam=lam, lowpass=lowpass, iterations=iterations,
                     train_iterations=train_iterations, images=images, steps=steps, batch_size=batch_size or 32,
@@ -242,16 +246,15 @@ def train_stl_cmd(dataset, atoms, size, lam, lowpass, iterations, train_iteratio
 @VAL_SIZE
 @click.option("--checkpoint-every", type=click.IntRange(min=1), default=50)
 @RUN_DIR
-@DOWNLOAD
+@downloadable
 @common_options
 @friendly_errors
 def train_nrp_cmd(dataset, width, blocks, feature_net, feature_weights, feature_layer, eps, ssp_steps, ssp_step,
-                  pixel_weight, epochs, lr, pad, train_limit, val_images, val_size, checkpoint_every, out, download,
+                  pixel_weight, epochs, lr, pad, train_limit, val_images, val_size, checkpoint_every, out,
                   device, seed, batch_size, data_root) -> None:
     """Train the purifier of the NRP baseline (Naseer et al. 2020); writes OUT/nrp.safetensors."""
     from ..training.nrp import NRPConfig, train_nrp
 
-    _fetch(download, dataset, data_root)
 
     cfg = NRPConfig(dataset=dataset, width=width, blocks=blocks, feature_net=feature_net,
                     feature_weights=feature_weights, feature_layer=feature_layer, eps=eps, ssp_steps=ssp_steps,
@@ -292,15 +295,14 @@ def _mults(ctx, param, value: str) -> tuple[int, ...]:
 @VAL_SIZE
 @click.option("--eval-every", type=click.IntRange(min=1), default=250, help="Validate and checkpoint every N steps.")
 @RUN_DIR
-@DOWNLOAD
+@downloadable
 @common_options
 @friendly_errors
 def train_diffusion_cmd(dataset, channels, mults, blocks, dropout, t_min, t_max, images, steps, lr, warmup, ema,
-                        val_images, val_size, eval_every, out, download, device, seed, batch_size, data_root) -> None:
+                        val_images, val_size, eval_every, out, device, seed, batch_size, data_root) -> None:
     """Train the score model of the DiffPure baseline (Nie et al. 2022); writes OUT/diffpure.safetensors."""
     from ..training.diffusion import DiffusionConfig, train_diffusion
 
-    _fetch(download, dataset, data_root)
 
     cfg = DiffusionConfig(dataset=dataset, channels=channels, mults=mults, blocks=blocks, dropout=dropout,
                           t_min=t_min, t_max=t_max, images=images, steps=steps, batch_size=batch_size or 64, lr=lr,

@@ -53,13 +53,13 @@ def dataset_info(name: str, num_classes: int | None = None) -> DatasetInfo:
     return DatasetInfo(key, num_classes or 0, 224, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), 4 / 255)
 
 
-def check_images(images: np.ndarray, source: str) -> None:
+def check_image_array(images: np.ndarray, source: str) -> None:
     """Refuse anything but uint8 N x H x W x 3."""
     if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
         raise DataError(f"{source}: 'images' must be uint8 N x H x W x 3, got {images.dtype} {images.shape}")
 
 
-def check_labels(labels: np.ndarray, n: int, source: str) -> np.ndarray:
+def check_label_array(labels: np.ndarray, n: int, source: str) -> np.ndarray:
     """``labels`` as int64, after checking that they are ``n`` integer class indices >= 0 (one per image)."""
     if labels.shape != (n,):
         raise DataError(f"{source}: 'labels' must be a 1-D array with one class index per image ({n} images), got "
@@ -77,8 +77,8 @@ class ImageDataset(Dataset):
     """Images held as uint8 N x H x W x 3 in memory; items are (float 3 x H x W in [0, 1], int label)."""
 
     def __init__(self, images: np.ndarray, labels: np.ndarray, name: str, source: str) -> None:
-        check_images(images, source)
-        self.images, self.labels = images, check_labels(labels, images.shape[0], source)
+        check_image_array(images, source)
+        self.images, self.labels = images, check_label_array(labels, images.shape[0], source)
         self.name, self.source = name, source
 
     def __len__(self) -> int:
@@ -142,8 +142,8 @@ def read_npz(path: Path, name: str) -> ImageDataset:
 def read_npz_images(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
     """The checked 'images' of an .npz file and its 'labels' (int64), or None when the file has none."""
     images, labels = _npz_arrays(path, need_labels=False)
-    check_images(images, str(path))
-    return images, None if labels is None else check_labels(labels, images.shape[0], str(path))
+    check_image_array(images, str(path))
+    return images, None if labels is None else check_label_array(labels, images.shape[0], str(path))
 
 
 def _split_train_val(ds: Dataset, split: str, val_size: int, spread: bool = False) -> Dataset:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import math
 
 import numpy as np
 import torch
@@ -13,7 +12,7 @@ from torch import nn
 
 from ..errors import InputError
 from ..utils.runtime import call_generator
-from ..utils.validation import check_images
+from ..utils.validation import check_images, is_real
 from .registry import DEFENSES
 
 
@@ -88,7 +87,7 @@ class Randomization(nn.Module):
 
     def __init__(self, ratio: float = 331 / 299, seed: int | None = None) -> None:
         super().__init__()
-        if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not (math.isfinite(ratio) and ratio >= 1):
+        if not (is_real(ratio) and ratio >= 1):
             raise InputError(f"randomization ratio (padded size / image size) must be a finite number >= 1, got "
                              f"{ratio!r} (Xie et al.: 331/299)")
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
@@ -11,11 +9,12 @@ from ..reconstruction.base import ContinuousImage
 from ..registry import Registry
 from ..errors import InputError
 from ..utils.runtime import call_generator
+from ..utils.validation import is_real
 
 
 def _finite(what: str, value: float) -> float:
     """``value`` as a float, or an :class:`InputError` naming ``what`` when it is not a finite number."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if not is_real(value):
         raise InputError(f"{what} must be a finite number, got {value!r}")
     return float(value)
 

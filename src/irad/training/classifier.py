@@ -22,6 +22,7 @@ from ..errors import InputError
 from ..utils import resolve_device, seed_everything
 from ..weights import save_weights
 from .augment import random_crop_flip
+from .loop import require_positive
 from .rundir import RunDir
 
 
@@ -66,9 +67,7 @@ def check_recipe(recipe: ClassifierRecipe) -> None:
         value = getattr(recipe, name)
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise InputError(f"classifier training: {name} must be an integer >= 1, got {value!r}")
-    if not (math.isfinite(recipe.lr) and recipe.lr > 0):
-        raise InputError(f"classifier training: lr must be a positive, finite number, got {recipe.lr!r}; pass a "
-                         f"positive --lr")
+    require_positive("classifier training", "lr", recipe.lr)
     for name in ("momentum", "weight_decay"):
         if not (math.isfinite(getattr(recipe, name)) and getattr(recipe, name) >= 0):
             raise InputError(f"classifier training: {name} must be >= 0, got {getattr(recipe, name)!r}")

@@ -14,6 +14,7 @@ import torch
 from tqdm import tqdm
 
 from ..errors import InputError
+from ..utils.validation import is_real
 from ..weights import read_sidecar
 from .rundir import RunDir
 
@@ -107,16 +108,20 @@ def check_schedule(cfg: Any, what: str) -> None:
     finite numbers (0 epochs would still run one step, NaN crash), Adam's ``cfg.betas`` lie in [0, 1), and
     ``cfg.batch_size`` / ``cfg.checkpoint_every`` be at least 1."""
     for name in ("epochs", "lr"):
-        value = getattr(cfg, name)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value > 0):
-            raise InputError(f"{what}: {name} must be a positive, finite number, got {value!r}; pass a positive "
-                             f"--{name}")
+        require_positive(what, name, getattr(cfg, name))
     betas = tuple(cfg.betas)
     if len(betas) != 2 or not all(0 <= b < 1 for b in betas):
         raise InputError(f"{what}: Adam's betas must be two numbers in [0, 1), got {betas}")
     for name in ("batch_size", "checkpoint_every"):
         if getattr(cfg, name) < 1:
             raise InputError(f"{what}: {name} must be >= 1, got {getattr(cfg, name)}")
+
+
+def require_positive(what: str, name: str, value: object) -> None:
+    """Refuse a setting ``name`` (a command-line option --name) that is not a positive finite number."""
+    if not (is_real(value) and value > 0):
+        raise InputError(f"{what}: {name} must be a positive, finite number, got {value!r}; pass a positive "
+                         f"--{name}")
 
 
 def minutes_to_seconds(minutes: float | None) -> float | None:

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from ..errors import InputError
+
+
+def is_real(value: object) -> bool:
+    """Whether ``value`` is a finite Python number (int or float, not a bool): what numeric settings must be."""
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
 
 
 def check_images(x: object, name: str = "images", channels: int | None = 3, min_size: int = 1) -> torch.Tensor:

@@ -54,8 +54,9 @@ PRESET = {"table3-diffpure-t-star-0-02-steps-20": "table3", "table3-irad-diffpur
 OVERRIDES = {"table2": "table2-randomization", "table3": "table3-randomization"}
 
 
-def _rows(folder: Path) -> tuple[list[dict], dict]:
-    """The rows of ``folder`` with those of its override folder (if it has one and it exists) swapped in."""
+def _rows(folder: Path) -> tuple[list[dict], dict, str | None]:
+    """The rows of ``folder`` with those of its override folder (if it has one and it exists) swapped in, its
+    results.json, and the override folder's name when one was used."""
     data = json.loads((folder / "results.json").read_text())
     rows = data["rows"]
     newer = folder.parent / OVERRIDES.get(folder.name, "-") / "results.json"
@@ -63,11 +64,12 @@ def _rows(folder: Path) -> tuple[list[dict], dict]:
         fresh = json.loads(newer.read_text())["rows"]
         replaced = {(r["victim"], r["defense"]) for r in fresh}
         rows = [r for r in rows if (r["victim"], r["defense"]) not in replaced] + fresh
-    return rows, data
+        return rows, data, newer.parent.name
+    return rows, data, None
 
 
 def summarise(folder: Path) -> str:
-    rows, data = _rows(folder)
+    rows, data, override = _rows(folder)
     preset = PRESET.get(folder.name, folder.name)
     victims = sorted({r["victim"] for r in rows}, key=lambda v: (v != "resnet32", v))
     defenses = list(dict.fromkeys(r["defense"] for r in rows))
@@ -87,8 +89,8 @@ def summarise(folder: Path) -> str:
             f"(n = {', '.join(map(str, n))}), seed {any_row['seed']}, attack `{any_row['attack_used']}`, threat model "
             f"`{any_row['threat_model']}`; randomized defenses averaged over {max(r['repeats'] for r in rows)} "
             f"evaluations. Device: {any_row['device']}.")
-    if (folder.parent / OVERRIDES.get(folder.name, "-") / "results.json").is_file():
-        note += (f" The `randomization` rows come from `{OVERRIDES[folder.name]}` (re-run with one random draw per "
+    if override:
+        note += (f" The `randomization` rows come from `{override}` (re-run with one random draw per "
                  "image, the implementation since session 5).")
     if marked:
         note += (" † the shipped IRAD was trained against this victim (its PGD pairs and SampleNet loss used its "

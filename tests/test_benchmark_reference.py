@@ -178,6 +178,29 @@ def test_side_by_side_timing_interleaves_the_modules():
     assert set(result) == {"a", "b"} and all(r["images_per_s"] > 0 and r["peak_mib"] > 0 for r in result.values())
 
 
+def test_training_step_timing_interleaves_the_sides_and_steps_each_optimizer():
+    """Training steps are timed like inference: one warm-up step per side, then turns whose order flips; every
+    step runs a forward, a backward and an Adam update of the shared parameters."""
+    from irad.benchmarking_training import time_steps
+
+    weight = torch.nn.Parameter(torch.ones(3))
+    calls = []
+
+    def loss(name):
+        def fn():
+            calls.append(name)
+            return (weight * 2.0).sum()
+        return fn
+
+    result = time_steps({"ours": loss("ours"), "reference": loss("reference")}, [weight], batch=4,
+                        device=torch.device("cpu"), repeats=3, lr=0.1)
+    assert calls == ["ours", "reference"] + ["ours", "reference", "reference", "ours", "ours", "reference"]
+    # 8 Adam steps along a constant gradient of +2: each moves the weight down by about lr (beta1 = 0)
+    assert torch.allclose(weight.detach(), torch.full((3,), 1.0 - 8 * 0.1), atol=1e-3)
+    assert set(result) == {"ours", "reference"}
+    assert all(r["images_per_s"] > 0 and r["ms_per_step"] > 0 for r in result.values())
+
+
 def test_peak_memory_is_measured_per_module_on_linux():
     """A module that allocates ~200 MiB reports a peak ~200 MiB above one that allocates nothing, whichever runs
     first (the high-water mark is reset before each module's warm-up call)."""

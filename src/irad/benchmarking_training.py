@@ -92,22 +92,37 @@ def check_gradients(losses: dict[str, Callable[[], torch.Tensor]], params: list[
             "ok": loss_rel <= GRAD_RTOL and grad_rel <= GRAD_RTOL}
 
 
-def time_steps(loss_fn: Callable[[], torch.Tensor], params: list[nn.Parameter], batch: int, device: torch.device,
-               repeats: int, lr: float) -> dict[str, Any]:
-    """Median images/s of a full step (zero_grad, forward, backward, Adam with the paper's betas) after a warm-up."""
-    opt = torch.optim.Adam(params, lr=lr, betas=(0.0, 0.9))
+def time_steps(losses: dict[str, Callable[[], torch.Tensor]], params: list[nn.Parameter], batch: int,
+               device: torch.device, repeats: int, lr: float) -> dict[str, dict[str, Any]]:
+    """Median images/s of a full step (zero_grad, forward, backward, Adam with the paper's betas) for each loss,
+    after one warm-up step each, with the timed steps interleaved in turns whose order flips (A B, B A, ...) as in
+    :func:`irad.benchmarking.time_side_by_side`, so that a noisy moment of a shared machine hits both sides alike.
+
+    Each side has its own Adam (its state is part of its cost); both train the same ``params``, which only changes
+    their values between steps, not the work a step does."""
+    opts = {name: torch.optim.Adam(params, lr=lr, betas=(0.0, 0.9)) for name in losses}
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    times = []
-    for i in range(repeats + 1):
+
+    def step(name: str) -> float:
         t0 = time.perf_counter()
-        opt.zero_grad(set_to_none=True)
-        loss_fn().backward()
-        opt.step()
+        opts[name].zero_grad(set_to_none=True)
+        losses[name]().backward()
+        opts[name].step()
         sync()
-        if i:  # the first step warms up allocators and kernels
-            times.append(time.perf_counter() - t0)
-    t = sorted(times)[len(times) // 2]
-    return {"images_per_s": batch / t, "ms_per_step": t * 1000}
+        return time.perf_counter() - t0
+
+    for name in losses:  # the first step warms up allocators and kernels
+        step(name)
+    times: dict[str, list[float]] = {name: [] for name in losses}
+    for turn in range(repeats):
+        order = list(losses) if turn % 2 == 0 else list(losses)[::-1]
+        for name in order:
+            times[name].append(step(name))
+    out = {}
+    for name, ts in times.items():
+        t = sorted(ts)[len(ts) // 2]
+        out[name] = {"images_per_s": batch / t, "ms_per_step": t * 1000}
+    return out
 
 
 def _stages(pair: dict[str, nn.Module], images: torch.Tensor, targets: torch.Tensor, labels: torch.Tensor,
@@ -154,8 +169,8 @@ def run_training_benchmark(pair: dict[str, nn.Module], device: torch.device, bat
             _only_trainable(pair, params)
             log(f"training agreement, {label}: loss rel diff {check['loss_rel_diff']:.2g}, max grad rel diff "
                 f"{check['grad_rel_diff']:.2g} (tolerance {GRAD_RTOL:g}) -> {'OK' if check['ok'] else 'MISMATCH'}")
-            a = time_steps(losses["ours"], params, batch, device, repeats, lr)
-            b = time_steps(losses["reference"], params, batch, device, repeats, lr)
+            timed = time_steps(losses, params, batch, device, repeats, lr)
+            a, b = timed["ours"], timed["reference"]
             rows.append({"stage": label, "note": note, "batch": batch, "check": check, "irad": a, "reference": b,
                          "speedup": a["images_per_s"] / b["images_per_s"]})
     finally:

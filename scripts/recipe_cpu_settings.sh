@@ -3,4 +3,5 @@ DATA=${1:-../shared/data}
 OUT=${2:-runs/irad-cpu}
 SURROGATE=${SURROGATE:-resnet20}
 SURROGATE_WEIGHTS=${SURROGATE_WEIGHTS:-default}
-IRAD=${IRAD:-irad}
+# the command line of irad: the setup script's .venv if there is one, else the `irad` on PATH
+if [ -z "${IRAD:-}" ]; then if [ -x .venv/bin/irad ]; then IRAD=.venv/bin/irad; else IRAD=irad; fi; fi

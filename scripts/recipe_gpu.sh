@@ -16,7 +16,8 @@
 set -euo pipefail
 DATA=${1:?data dir}
 OUT=${2:?output dir}
-IRAD=${IRAD:-irad}
+# the command line of irad: the setup script's .venv if there is one, else the `irad` on PATH
+if [ -z "${IRAD:-}" ]; then if [ -x .venv/bin/irad ]; then IRAD=.venv/bin/irad; else IRAD=irad; fi; fi
 DEVICE=${DEVICE:-cuda}
 LIMIT=${LIMIT:-}            # training pairs (default: the whole train split of DATA)
 VAL_LIMIT=${VAL_LIMIT:-1000}

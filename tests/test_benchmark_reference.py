@@ -178,6 +178,45 @@ def test_side_by_side_timing_interleaves_the_modules():
     assert set(result) == {"a", "b"} and all(r["images_per_s"] > 0 and r["peak_mib"] > 0 for r in result.values())
 
 
+def test_every_compared_output_is_computed_without_tf32(weights, monkeypatch):
+    """On CUDA PyTorch's default lets cuDNN convolutions use TF32, which irad's first layer (a convolution) would
+    feel and the reference's (a matmul) would not: every output the agreement check compares against its fp32
+    tolerance, SampleNet's shift included, must come from inside ``strict_fp32``."""
+    import contextlib
+
+    import irad.benchmarking_reference as br
+
+    pair = _small_pair(weights)
+    state = {"strict": False}
+    seen = []
+
+    @contextlib.contextmanager
+    def recording_strict_fp32():
+        state["strict"] = True
+        try:
+            yield
+        finally:
+            state["strict"] = False
+
+    def record(fn, name):
+        def wrapped(*args, **kwargs):
+            seen.append((name, state["strict"]))
+            return fn(*args, **kwargs)
+        return wrapped
+
+    monkeypatch.setattr(br, "strict_fp32", recording_strict_fp32)
+    for key in ("irad", "disco", "ref_irad", "ref_recon"):
+        monkeypatch.setattr(pair[key], "forward", record(pair[key].forward, key))
+    monkeypatch.setattr(pair["ref_irad"], "shift", record(pair["ref_irad"].shift, "ref shift"))
+    sampler = pair["irad"].sampler
+    monkeypatch.setattr(sampler, "shift", record(sampler.shift, "irad shift"))
+    result = br.check_agreement(pair, image_size=6, device=torch.device("cpu"), batch=2)
+    assert result["ok"]
+    names = {name for name, _ in seen}
+    assert {"irad", "disco", "ref_irad", "ref_recon", "ref shift", "irad shift"} <= names
+    assert all(strict for _, strict in seen), [name for name, strict in seen if not strict]
+
+
 def test_training_step_timing_interleaves_the_sides_and_steps_each_optimizer():
     """Training steps are timed like inference: one warm-up step per side, then turns whose order flips; every
     step runs a forward, a backward and an Adam update of the shared parameters."""

@@ -73,3 +73,26 @@ def test_default_precision_follows_a_callers_autocast(images):
             inside = irad.load_defense("disco")(x)
     assert float((inside - fp32).abs().max()) > 1e-4  # really bf16, not silently fp32
     assert torch.allclose(inside, own_bf16, atol=1e-6)
+
+
+def test_bf16_gathers_and_mlp_rows_stay_bf16(images):
+    """Under bf16 autocast the per-latent-code table that the decoder gathers from (and the grid rows of SampleNet)
+    stay bfloat16: an fp32 bias added to them would promote them, and the gather, the memory-bound part, would move
+    twice the bytes."""
+    from torch.overrides import TorchFunctionMode
+
+    gathered, mlp_inputs = [], []
+
+    class Record(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            if func is torch.Tensor.index_select:
+                gathered.append(args[0].dtype)
+            if func is torch.addmm:
+                mlp_inputs.append(args[1].dtype)
+            return func(*args, **(kwargs or {}))
+
+    defense = irad.load_defense("irad", precision="bf16")
+    with torch.no_grad(), Record():
+        defense(images[0][:2])
+    assert gathered and set(gathered) == {torch.bfloat16}
+    assert mlp_inputs and set(mlp_inputs) == {torch.bfloat16}

@@ -20,7 +20,7 @@ def time_side_by_side(modules: dict[str, torch.nn.Module], x: torch.Tensor, devi
     behind for the next, affects every module alike and their ratio stays fair. Each module is warmed up (and its
     peak memory read: on CPU the process's peak resident set during that call, see :func:`_reset_peak_rss`) before
     the next one first runs."""
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
     peaks, times = {}, {name: [] for name in modules}
     with torch.inference_mode():
         for name, module in modules.items():

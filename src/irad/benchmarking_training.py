@@ -101,7 +101,7 @@ def time_steps(losses: dict[str, Callable[[], torch.Tensor]], params: list[nn.Pa
     Each side has its own Adam (its state is part of its cost); both train the same ``params``, which only changes
     their values between steps, not the work a step does."""
     opts = {name: torch.optim.Adam(params, lr=lr, betas=(0.0, 0.9)) for name in losses}
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
 
     def step(name: str) -> float:
         t0 = time.perf_counter()

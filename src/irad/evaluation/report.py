@@ -83,7 +83,7 @@ def plot_results(rows: list[dict[str, Any]], out: Path) -> list[Path]:
         ax.legend(fontsize=6)
         fig.tight_layout()
         written.append(out / "ra_vs_eps.png")
-        fig.savefig(written[-1], dpi=150)
+        _save_figure(fig, written[-1])
         plt.close(fig)
     attacks = sorted({r["attack"] for r in rows})
     if len(attacks) > 1:
@@ -101,6 +101,12 @@ def plot_results(rows: list[dict[str, Any]], out: Path) -> list[Path]:
         ax.legend(fontsize=7)
         fig.tight_layout()
         written.append(out / "per_attack.png")
-        fig.savefig(written[-1], dpi=150)
+        _save_figure(fig, written[-1])
         plt.close(fig)
     return written
+
+
+def _save_figure(fig, path: Path) -> None:
+    """PNG written atomically: a kill mid-write leaves the previous plot, not half a file."""
+    with atomic_write(path, "wb") as fh:
+        fig.savefig(fh, format="png", dpi=150)

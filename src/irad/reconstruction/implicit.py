@@ -188,7 +188,8 @@ class LocalEnsembleMLP(nn.Module):
         n, c, h, w = pre.shape
         _, w_rel, w_cell, _ = self._first_layer_parts()
         # one row per latent code; the default cell (1 px) is the same for every query, so it is folded in here
-        table = pre.permute(0, 2, 3, 1).reshape(n * h * w, c) + self._first_layer_bias(default_cell=cells is None)
+        # (in pre's dtype: under bf16 autocast an fp32 bias would promote the table, doubling what the gather moves)
+        table = pre.permute(0, 2, 3, 1).reshape(n * h * w, c) + self._first_layer_bias(cells is None).to(pre.dtype)
         linears = self._tail_linears()
         w_extra = torch.cat((w_rel, w_cell), dim=1) if cells is not None else w_rel
         offsets = _OFFSETS if self.local_ensemble else ((0, 0),)
@@ -236,7 +237,7 @@ class LocalEnsembleMLP(nn.Module):
         pre = self.prepare(features) if prepared is None else prepared
         n, c, h, w = pre.shape
         w_rel = self._first_layer_parts()[1]
-        rows = pre.permute(0, 2, 3, 1) + self._first_layer_bias(default_cell=True)  # N x h x w x hidden
+        rows = pre.permute(0, 2, 3, 1) + self._first_layer_bias(default_cell=True).to(pre.dtype)  # N x h x w x hidden
         out = self._rest(rows)  # own code, rel = 0
         if h > 1 and w > 1:  # last row: mix with the right-hand neighbour; last column: with the one below
             step_c = (pre.new_tensor([0.0, -2.0]) @ w_rel.T)

@@ -1,5 +1,5 @@
-"""Classifier zoo: every architecture builds and has the right output shape; the three third-party victims reproduce
-their published accuracies; option-A shortcuts and the normalising wrapper compute what the papers say."""
+"""Classifier zoo: every architecture builds and has the right output shape; the third-party ResNets match their
+published accuracies within sampling error; option-A shortcuts and the normalising wrapper compute what the papers say."""
 
 from __future__ import annotations
 
@@ -98,11 +98,20 @@ def test_build_classifier_uses_the_dataset_class_count_and_statistics():
 # ------------------------------------------------------------------------------------ third-party accuracy
 
 
-@pytest.mark.parametrize("arch, expected", [("resnet20", 0.915), ("resnet32", 0.928)])
-def test_idelbayev_resnets_reproduce_their_accuracy(arch, expected, test1000):
+# Idelbayev's README (pytorch_resnet_cifar10): test error on the full 10,000-image CIFAR-10 test set.
+PUBLISHED_ACCURACY = {"resnet20": 0.9173, "resnet32": 0.9263}
+
+
+@pytest.mark.parametrize("arch", sorted(PUBLISHED_ACCURACY))
+def test_idelbayev_resnets_match_their_published_accuracy(arch, test1000):
+    """On 1000 test images the accuracy is a binomial estimate of the published full-test-set figure p: it must
+    lie in the two-sided 99.9 % interval p +- 3.29 sqrt(p (1 - p) / n) (about +-0.03 at n = 1000), which a wrongly
+    converted or wrongly normalised checkpoint (or a mismatched architecture) would leave."""
     model = load_classifier(arch, weights="default")
     assert not model.training
-    assert _accuracy(model, *test1000) == pytest.approx(expected, abs=0.0005)
+    p, n = PUBLISHED_ACCURACY[arch], len(test1000[1])
+    half_width = 3.29 * (p * (1 - p) / n) ** 0.5
+    assert abs(_accuracy(model, *test1000) - p) <= half_width
 
 
 def test_shipped_fastnet_reaches_ninety_percent(test1000):
@@ -111,11 +120,30 @@ def test_shipped_fastnet_reaches_ninety_percent(test1000):
     assert _accuracy(model, *test1000) >= 0.90
 
 
-@pytest.mark.slow  # ~20 s on 2 idle CPU cores, 30-40 s on busy ones
-def test_autoattack_resnet18_reproduces_its_accuracy(test1000):
+def test_autoattack_resnet18_matches_its_authors_model_definition(test1000):
+    """irad's ResNet-18 with the checkpoint shipped in pyautoattack computes the same logits as the ResNet18 class
+    that pyautoattack's own examples define for that checkpoint (an independent implementation), and is a working
+    CIFAR-10 classifier (no published accuracy exists for this checkpoint to compare with)."""
+    import importlib.util
+    from pathlib import Path
+
+    import pyautoattack
+
+    examples = Path(pyautoattack.__file__).parent / "examples"
+    spec = importlib.util.spec_from_file_location("pyautoattack_examples_resnet", examples / "resnet.py")
+    their_resnet = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(their_resnet)
+    theirs = their_resnet.ResNet18()
+    theirs.load_state_dict(torch.load(examples / "model_test.pt", map_location="cpu", weights_only=True))
+    theirs.eval()
     model = load_classifier("resnet18", weights="default")
     assert not model.normalized  # this checkpoint takes raw [0, 1] inputs
-    assert _accuracy(model, *test1000) == pytest.approx(0.937, abs=0.0005)
+    images, labels = test1000
+    x = _batches(images[:200])
+    with torch.no_grad():
+        ours_logits, their_logits = model(x), theirs(x)
+    assert torch.allclose(ours_logits, their_logits, atol=1e-4, rtol=1e-4)
+    assert float((ours_logits.argmax(1) == torch.from_numpy(labels[:200])).float().mean()) > 0.85
 
 
 def test_pretrained_names():

@@ -79,7 +79,13 @@ def test_train_classifier_writes_weights_and_resumes(tiny_cifar, tmp_path, monke
     assert side["std"] == pytest.approx([0.2471, 0.2435, 0.2616], abs=1e-4)
     assert side["command"] == shlex.join(["irad", *args])
     assert side["sha256"] == hashlib.sha256(weights.read_bytes()).hexdigest()
-    assert 0.0 <= side["val_accuracy"] <= 1.0
+    # the reported validation accuracy is that of the saved weights on the held-out images (the file's last 100)
+    with np.load(tiny_cifar / "cifar10" / "train.npz") as f:
+        xv = torch.from_numpy(f["images"][-100:]).permute(0, 3, 1, 2).float().div(255.0)
+        yv = torch.from_numpy(f["labels"][-100:])
+    with torch.no_grad():
+        held_out = float((load_classifier("fastnet", weights=weights)(xv).argmax(1) == yv).float().mean())
+    assert side["val_accuracy"] == pytest.approx(held_out)
     log = _lines(out / "log.jsonl")
     assert log[0]["event"] == "start" and log[0]["train_images"] == 200
     epochs = [r for r in log if "epoch" in r and "event" not in r]

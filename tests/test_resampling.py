@@ -40,8 +40,11 @@ def test_whole_pixel_shift_is_translation(recon, d):
     k = int(d)
     y = ImageResampler(recon, SpatiallyInvariantSampler(d))(x)
     assert torch.equal(y[:, :, :-k, :-k], x[:, :, k:, k:])
-    # past the border the last row / column repeats (border clamping)
-    assert torch.equal(y[:, :, -1, :-k], x[:, :, -1, k:])
+    # past the border the last row / column repeats (border clamping): the last k output rows all read input row
+    # H-1, the last k output columns input column W-1, and the k x k corner the corner pixel
+    assert torch.equal(y[:, :, -k:, :-k], x[:, :, -1:, k:].expand(-1, -1, k, -1))
+    assert torch.equal(y[:, :, :-k, -k:], x[:, :, k:, -1:].expand(-1, -1, -1, k))
+    assert torch.equal(y[:, :, -k:, -k:], x[:, :, -1:, -1:].expand(-1, -1, k, k))
 
 
 def test_nearest_ties_round_up_so_d_1_5_translates_by_2():
@@ -215,10 +218,23 @@ def test_gradients_reach_the_input(name, tmp_path):
     loss = F.cross_entropy(irad.defend(clf, defense)(x), torch.tensor([1, 2]))
     loss.backward()
     assert torch.isfinite(x.grad).all()
-    if name != "nearest-si":  # nearest interpolation passes gradients to the pixels it copies
-        assert float(x.grad.abs().sum()) > 0
-    else:
-        assert float(x.grad.abs().sum()) > 0
+    assert float(x.grad.abs().sum()) > 0  # nearest-si: exact gradient in test_nearest_si_gradient_counts_reads
+
+
+def test_nearest_si_gradient_counts_reads():
+    """nearest-si copies pixels, so d(out.sum())/dx[r, c] is the number of output pixels that read pixel (r, c).
+
+    Derivation (interpolation.py, _Nearest): output pixel i queries u = i + d = i + 1.5 and reads input index
+    clamp(floor(u + 0.5), 0, H - 1) = min(i + 2, 7) on an 8 x 8 image. Output rows 0..7 thus read input rows
+    2, 3, 4, 5, 6, 7, 7, 7: rows 0 and 1 are never read, rows 2..6 once, row 7 three times (by outputs 5, 6, 7).
+    Columns follow the same rule, independently, so pixel (r, c) is read a[r] * a[c] times with
+    a = [0, 0, 1, 1, 1, 1, 1, 3] (sum 8 = one read per output pixel along each axis). Inputs are in [0, 1), so the
+    output clamp to [0, 1] passes the gradient unchanged."""
+    a = torch.tensor([0.0, 0.0, 1.0, 1.0, 1.0, 1.0, 1.0, 3.0])
+    x = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(0), requires_grad=True)
+    out = irad.load_defense("nearest-si", d=1.5)(x)
+    (grad,) = torch.autograd.grad(out.sum(), x)
+    assert torch.equal(grad, torch.outer(a, a).expand(2, 3, 8, 8))
 
 
 @pytest.mark.parametrize("bad, msg", [

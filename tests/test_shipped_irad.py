@@ -4,13 +4,15 @@ that was not used to train it."""
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 import torch
 
 import irad
 from irad.attacks import build_attack
-from irad.errors import InputError
-from irad.weights import WEIGHTS
+from irad.errors import InputError, WeightsError
+from irad.weights import WEIGHTS, resolve_weights
 
 pytestmark = pytest.mark.usefixtures("clean_env", "one_thread")  # see conftest.py
 
@@ -20,10 +22,21 @@ def images() -> tuple[torch.Tensor, torch.Tensor]:
     return irad.load_dataset("cifar10", "test").tensors(32, 500)  # images the tables' first 500 do not hold
 
 
-def test_the_default_irad_is_the_shipped_file_and_is_verified():
+def test_the_default_irad_is_the_shipped_file_and_is_verified(tmp_path):
+    catalogued = WEIGHTS.get("irad-cifar10-cpu").factory().sha256
     defense = irad.load_defense("irad")
-    assert defense.meta["sha256"] == WEIGHTS.get("irad-cifar10-cpu").factory().sha256
+    assert defense.meta["sha256"] == catalogued
     assert "resnet32" not in defense.meta["trained_against"]
+    _, path = resolve_weights("irad-cifar10-cpu")
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == catalogued  # the bytes themselves, hashed here
+    # A copy with one flipped byte, loaded by path with its sidecar, is refused.
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    copy = tmp_path / "irad.safetensors"
+    copy.write_bytes(bytes(data))
+    (tmp_path / "irad.json").write_text(path.with_suffix(".json").read_text())
+    with pytest.raises(WeightsError, match="sha256"):
+        irad.load_defense("irad", weights=copy)
 
 
 def test_shipped_implicit_reconstruction_keeps_clean_images(images):

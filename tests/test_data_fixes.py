@@ -274,11 +274,39 @@ def test_purify_refuses_to_overwrite_its_inputs_but_accepts_a_file_named_twice(t
     assert np.array_equal(np.asarray(Image.open(tmp_path / "out" / "a.png")), arr)
 
 
-def test_purify_refuses_data_option(tmp_path):
+def test_purify_and_bench_refuse_data_and_do_not_offer_it(tmp_path):
+    """They read no dataset: --data is refused with a reason before anything is written, and not in their help."""
     Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(tmp_path / "a.png")
     res = _invoke("purify", tmp_path / "a.png", tmp_path / "out", "--defense", "none", "--data", tmp_path)
-    assert res.exit_code == 1 and "--data" in res.output
+    assert res.exit_code == 1 and "ignores --data" in res.output
     assert not (tmp_path / "out").exists()
+    res = _invoke("bench", "--defense", "none", "--data", tmp_path)
+    assert res.exit_code == 2 and "--data is not used" in res.output
+    for command in ("purify", "bench"):
+        assert "--data " not in _invoke(command, "--help").output  # (purify has --dataset)
+    assert "--data " in _invoke("evaluate", "--help").output
+
+
+def test_purify_takes_defense_parameters(tmp_path):
+    """`--defense bilinear-si:d=1.0` really shifts by one whole pixel: the output is the input translated by one
+    row and one column, the last row / column repeated (border clamping)."""
+    rng = np.random.default_rng(0)
+    arr = rng.integers(0, 256, (6, 7, 3), dtype=np.uint8)
+    Image.fromarray(arr).save(tmp_path / "a.png")
+    res = _invoke("purify", tmp_path / "a.png", tmp_path / "out", "--defense", "bilinear-si:d=1.0")
+    assert res.exit_code == 0, res.output
+    out = np.asarray(Image.open(tmp_path / "out" / "a.png"))
+    expected = arr[np.minimum(np.arange(6) + 1, 5)][:, np.minimum(np.arange(7) + 1, 6)]
+    assert np.array_equal(out, expected)
+    bad = _invoke("purify", tmp_path / "a.png", tmp_path / "out2", "--defense", "bilinear-si:gamma=1.0")
+    assert bad.exit_code == 1 and "gamma" in bad.output and not (tmp_path / "out2").exists()
+
+
+def test_purify_says_subfolders_are_not_searched(tmp_path):
+    (tmp_path / "in" / "cat").mkdir(parents=True)
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(tmp_path / "in" / "cat" / "a.png")
+    res = _invoke("purify", tmp_path / "in", tmp_path / "out", "--defense", "none")
+    assert res.exit_code == 1 and "subfolders are not searched" in res.output
 
 
 # -------------------------------------------------------------------------------------------- 8. labels

@@ -82,7 +82,7 @@ def _positive_ints(ctx: click.Context, param: click.Parameter, value: str | None
               help="With --training: batch size [default: 16 on CPU, 128 on CUDA].")
 @click.option("--train-queries", type=click.IntRange(min=1), default=None,
               help="With --training: pixels queried per image [default: all, as in the paper].")
-@common_options
+@common_options(data=False)
 @friendly_errors
 def bench(defenses, batch_sizes, image_size, repeats, reference, weights, precisions, image_sizes, strict_fp32,
           json_path, training, train_batch, train_queries, device, seed, batch_size, data_root) -> None:

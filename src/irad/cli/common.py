@@ -1,4 +1,4 @@
-"""Options shared by every subcommand: --device, --seed, --batch-size, --data."""
+"""Options shared by the subcommands: --device, --seed, --batch-size, --data; and friendly errors."""
 
 from __future__ import annotations
 
@@ -10,16 +10,21 @@ import click
 from ..errors import IradError
 
 
-def common_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Add ``--device``, ``--seed``, ``--batch-size`` and ``--data`` with the same meaning everywhere."""
-    func = click.option("--data", "data_root", type=click.Path(file_okay=False), default=None,
-                        help="Data directory (else $IRAD_DATA, else the shipped CIFAR-10 sample).")(func)
-    func = click.option("--batch-size", type=click.IntRange(min=1), default=None,
-                        help="Batch size (default: the command's own).")(func)
-    func = click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")(func)
-    func = click.option("--device", default="auto", show_default=True,
-                        help="cpu, cuda, cuda:N, or auto (CUDA when available).")(func)
-    return func
+def common_options(func: Callable[..., Any] | None = None, *, data: bool = True) -> Any:
+    """Add ``--device``, ``--seed``, ``--batch-size`` and ``--data`` with the same meaning everywhere. Use as
+    ``@common_options``, or ``@common_options(data=False)`` for commands that read no dataset: their ``--data`` is
+    hidden from the help, for the command to refuse with a message that says why."""
+
+    def apply(f: Callable[..., Any]) -> Callable[..., Any]:
+        f = click.option("--data", "data_root", type=click.Path(file_okay=False), default=None, hidden=not data,
+                         help="Data directory (else $IRAD_DATA, else the shipped CIFAR-10 sample).")(f)
+        f = click.option("--batch-size", type=click.IntRange(min=1), default=None,
+                         help="Batch size (default: the command's own).")(f)
+        f = click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")(f)
+        return click.option("--device", default="auto", show_default=True,
+                            help="cpu, cuda, cuda:N, or auto (CUDA when available).")(f)
+
+    return apply(func) if func is not None else apply
 
 
 def friendly_errors(func: Callable[..., Any]) -> Callable[..., Any]:

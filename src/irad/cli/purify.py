@@ -27,7 +27,9 @@ def _image_files(paths: list[Path]) -> list[Path]:
     for f in files:
         unique.setdefault(f.resolve(), f)
     if not unique:
-        raise InputError("no image files found in the inputs (looked for " + ", ".join(sorted(IMAGE_SUFFIXES)) + ")")
+        raise InputError("no image files found in the inputs (looked for " + ", ".join(sorted(IMAGE_SUFFIXES))
+                         + " directly inside each folder; subfolders are not searched: pass them as INPUTS, e.g. "
+                           "DIR/*/)")
     return list(unique.values())
 
 
@@ -53,13 +55,26 @@ def _targets(files: list[Path], out_dir: Path) -> list[Path]:
 
 def _purifier(defense: str, dataset: str, weights: str | None, device: str, seed: int,
               batch_size: int | None) -> Callable[[torch.Tensor], torch.Tensor]:
-    """The defense as a function of a CPU batch, run in batches of ``batch_size`` (default 64) on ``device``."""
+    """The defense (a spec such as ``jpeg:quality=20``) as a function of a CPU batch, run in batches of
+    ``batch_size`` (default 64) on ``device``. Warnings of the defense's construction are shown as notes."""
+    import warnings
+
     from ..defenses import load_defense
+    from ..evaluation.config import parse_spec
     from ..utils import resolve_device, seed_everything
 
     seed_everything(seed)
     dev = resolve_device(device)
-    module = load_defense(defense, dataset=dataset, device=dev, **({"weights": weights} if weights else {}))
+    name, params = parse_spec(defense)
+    if weights:
+        if "weights" in params:
+            raise InputError(f"weights given twice, in --defense {defense!r} and --weights; keep one")
+        params["weights"] = weights
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        module = load_defense(name, dataset=dataset, device=dev, **params)
+    for w in caught:
+        click.echo(f"note: {w.message}", err=True)
     bs = batch_size or 64
 
     def run(batch: torch.Tensor) -> torch.Tensor:
@@ -72,16 +87,19 @@ def _purifier(defense: str, dataset: str, weights: str | None, device: str, seed
 @click.command("purify")
 @click.argument("inputs", type=click.Path(exists=True), nargs=-1, required=True)
 @click.argument("output", type=click.Path())
-@click.option("--defense", default="irad", help="Defense name (see `irad list defenses`).")
+@click.option("--defense", default="irad", show_default=True,
+              help="Defense spec: a name (see `irad list defenses`) with optional parameters, e.g. jpeg:quality=20, "
+                   "bilinear-si:d=1.0, diffpure:t_star=0.02,steps=20.")
 @click.option("--dataset", default="cifar10", help="Which trained weights to use.")
 @click.option("--weights", default=None, help="Weight file or registered name for the defense.")
-@common_options
+@common_options(data=False)
 @friendly_errors
 def purify(inputs, output, defense, dataset, weights, device, seed, batch_size, data_root) -> None:
     """Purify INPUTS (image files, a folder of images, or one .npz with 'images' and optional 'labels') into OUTPUT.
 
-    OUTPUT is a folder for image inputs (same file names, PNG) or an .npz for an .npz input. --data is not used:
-    the images come from INPUTS.
+    OUTPUT is a folder for image inputs (same file names, PNG) or an .npz for an .npz input.
+
+    Example: irad purify photos/ purified/ --defense irad
     """
     from ..data.datasets import read_npz_images
     from ..data.images import read_image, to_uint8, write_image

@@ -128,3 +128,17 @@ def test_bad_data_dir_is_a_one_line_error(tmp_path, case):
     assert len(lines) == 1, result.output
     assert lines[0].startswith("Error:") and str(data) in lines[0]
     assert "Traceback" not in result.output
+
+
+def test_training_budgets_accept_fractions_like_evaluate():
+    """`--eps 8/255` means 8/255 in `train pairs` and `train nrp` as in `evaluate`; a malformed one names the option."""
+    from irad.cli.common import PIXEL_BUDGET
+    from irad.cli.main import cli
+
+    assert PIXEL_BUDGET.convert("8/255", None, None) == 8 / 255
+    assert PIXEL_BUDGET.convert("0.5", None, None) == 0.5
+    for command in (["train", "pairs"], ["train", "nrp"]):
+        res = CliRunner().invoke(cli, [*command, "--eps", "8/25x", "--out", "unused"])
+        assert res.exit_code == 2 and "'--eps'" in res.output and "8/25x" in res.output
+    helps = CliRunner().invoke(cli, ["train", "pairs", "--help"]).output
+    assert "[default: 8/255]" in helps and "[default: 2/255]" in helps

@@ -20,7 +20,7 @@ import irad
 import irad.attacks
 from irad.cli.main import cli
 from irad.defenses import DEFENSES, is_randomized
-from irad.errors import InputError, UnknownNameError
+from irad.errors import InputError, IradError, UnknownNameError
 from irad.evaluation import EvalConfig, evaluate, merge_results
 from irad.evaluation import runner
 
@@ -407,6 +407,23 @@ def test_bad_arguments(tmp_path):
     for start in (1000, 5000):  # the shipped sample holds test images 0..999
         with pytest.raises(InputError):
             run(tmp_path / f"s{start}", start=start, n_images=4)
+
+
+def test_a_typo_in_a_later_spec_is_refused_before_any_attack_runs(tmp_path, spy):
+    for kwargs, match in (({"attacks": ["fgsm", "pgd:steps=2", "fgsmm"]}, "fgsmm"),
+                          ({"attacks": ["fgsm", "pgd:stpes=2"]}, "stpes"),
+                          ({"defenses": ["none", "jpeg:qualty=50"]}, "qualty"),
+                          ({"victims": ["resnet20", "resnet21"]}, "resnet21")):
+        with pytest.raises(IradError, match=match):
+            run(tmp_path / match, **kwargs)
+        assert spy.attacks == [] and spy.scored == [] and not (tmp_path / match / "results.json").exists()
+
+
+def test_more_images_than_the_split_holds_is_refused_not_cut(tmp_path):
+    """-n beyond the split is an error naming the split's size, not a silently shorter run (whose reports would then
+    disagree about n)."""
+    with pytest.raises(InputError, match=r"has 1000 images; lower -n \(at most 10 from --start 990\)"):
+        run(tmp_path, start=990, n_images=20)
 
 
 def test_negative_start_is_rejected(tmp_path):

@@ -27,6 +27,27 @@ def common_options(func: Callable[..., Any] | None = None, *, data: bool = True)
     return apply(func) if func is not None else apply
 
 
+class PixelBudget(click.ParamType):
+    """A budget in [0, 1] image units, written as a fraction such as ``8/255`` or a decimal such as ``0.0314``."""
+
+    name = "FRACTION"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        if isinstance(value, float):
+            return value
+        num, _, den = str(value).partition("/")
+        try:
+            budget = float(num) / float(den) if den else float(value)
+        except (ValueError, ZeroDivisionError):
+            self.fail(f"must look like 8/255 or 0.0314, got {value!r}", param, ctx)
+        if not 0 < budget <= 1:
+            self.fail(f"must be in (0, 1] (images are in [0, 1]), got {value!r}", param, ctx)
+        return budget
+
+
+PIXEL_BUDGET = PixelBudget()
+
+
 def friendly_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     """Turn irad's own errors into one clear ``Error: ...`` line and exit status 1, instead of a traceback."""
 

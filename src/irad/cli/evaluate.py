@@ -7,18 +7,7 @@ from pathlib import Path
 
 import click
 
-from .common import common_options, friendly_errors
-
-
-def _eps(value: str) -> float:
-    num, _, den = value.partition("/")
-    try:
-        eps = float(num) / float(den) if den else float(value)
-    except (ValueError, ZeroDivisionError) as exc:
-        raise click.BadParameter(f"ε must look like 8/255 or 0.0314, got {value!r}") from exc
-    if not 0 < eps <= 1:
-        raise click.BadParameter(f"ε must be in (0, 1] (images are in [0, 1]), got {value!r}")
-    return eps
+from .common import PIXEL_BUDGET, common_options, friendly_errors
 
 
 @click.group("evaluate", invoke_without_command=True)
@@ -30,7 +19,8 @@ def _eps(value: str) -> float:
 @click.option("--attack", "attacks", multiple=True, help="Attack spec(s), e.g. autoattack, pgd:steps=20.")
 @click.option("--threat-model", "threat_models", multiple=True,
               type=click.Choice(["oblivious", "transfer", "bpda", "full-gradient"]))
-@click.option("--eps", "eps", multiple=True, help="L-inf budget(s), e.g. 8/255 [default: dataset's].")
+@click.option("--eps", "eps", multiple=True, type=PIXEL_BUDGET,
+              help="L-inf budget(s), e.g. 8/255 [default: dataset's].")
 @click.option("--surrogate", default=None, help="Transfer threat model: classifier the attack is crafted on.")
 @click.option("-n", "--n-images", type=click.IntRange(min=1), default=100)
 @click.option("--start", type=click.IntRange(min=0), default=0, help="First image (split runs across processes).")
@@ -60,7 +50,7 @@ def evaluate_cmd(ctx, preset, victims, defenses, attacks, threat_models, eps, su
         if given:
             base[key] = list(given)
     cfg = EvalConfig(dataset=dataset, split=split, n_images=n_images, start=start, seed=seed,
-                     eps=[_eps(e) for e in eps], surrogate=surrogate, repeats=repeats, eot_samples=eot_samples,
+                     eps=list(eps), surrogate=surrogate, repeats=repeats, eot_samples=eot_samples,
                      batch_size=batch_size or 100, paper=preset,
                      **{k: v for k, v in base.items() if k in {f.name for f in fields(EvalConfig)}})
     out_dir = Path(out or f"results/{preset or 'evaluate'}")

@@ -7,7 +7,7 @@ import functools
 
 import click
 
-from .common import common_options, friendly_errors
+from .common import PIXEL_BUDGET, common_options, friendly_errors
 
 # options shared by the training commands
 VAL_SIZE = click.option("--val-size", type=click.IntRange(min=1), default=5000,
@@ -90,8 +90,8 @@ def train_classifier_cmd(arch, dataset, epochs, lr, weight_decay, label_smoothin
 @click.option("--surrogate-weights", default="default", help="Registered weight name, 'default', or a file.")
 @click.option("--dataset", default="cifar10")
 @click.option("--split", type=click.Choice(["train", "val"]), default="train")
-@click.option("--eps", type=float, default=8 / 255, help="L-inf budget (paper: 8/255).")
-@click.option("--alpha", type=float, default=2 / 255, help="PGD step size (paper: 2/255).")
+@click.option("--eps", type=PIXEL_BUDGET, default="8/255", show_default=True, help="L-inf budget (the paper's).")
+@click.option("--alpha", type=PIXEL_BUDGET, default="2/255", show_default=True, help="PGD step size (the paper's).")
 @click.option("--steps", type=click.IntRange(min=1), default=100, help="PGD steps (paper: 100).")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Only the first N images of the split.")
 @click.option("--shard-size", type=click.IntRange(min=1), default=1000)
@@ -231,10 +231,10 @@ def train_stl_cmd(dataset, atoms, size, lam, lowpass, iterations, train_iteratio
 @click.option("--feature-net", default="fastnet", help="Classifier whose layer is the feature map F.")
 @click.option("--feature-weights", default="default", help="Its weights: registered name, 'default', or a file.")
 @click.option("--feature-layer", default="layers.1", help="Sub-module of the classifier's net whose output is F.")
-@click.option("--eps", type=click.FloatRange(min=0, min_open=True, max=1), default=16 / 255,
-              help="L-inf budget of the self-supervised perturbation (NRP: 16/255).")
+@click.option("--eps", type=PIXEL_BUDGET, default="16/255", show_default=True,
+              help="L-inf budget of the self-supervised perturbation (NRP's).")
 @click.option("--ssp-steps", type=click.IntRange(min=0), default=5, help="Signed-gradient steps of the SSP.")
-@click.option("--ssp-step", type=click.FloatRange(min=0, min_open=True, max=1), default=4 / 255,
+@click.option("--ssp-step", type=PIXEL_BUDGET, default="4/255", show_default=True,
               help="Step size of the SSP.")
 @click.option("--pixel-weight", type=click.FloatRange(min=0), default=100.0,
               help="Weight of the pixel MSE against the feature MSE.")

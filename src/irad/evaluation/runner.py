@@ -158,8 +158,10 @@ def evaluate(cfg: EvalConfig, out: str | Path, data_root=None, device=None, prog
     ds = load_dataset(cfg.dataset, cfg.split, root=data_root)
     x_all, y_all = first_batch(ds, cfg.start + cfg.n_images)
     x, y = x_all[cfg.start:], y_all[cfg.start:]
-    if len(x) == 0:
-        raise InputError(f"no images in range start={cfg.start}, n={cfg.n_images} (the split has {len(x_all)})")
+    if len(x) < cfg.n_images:
+        raise InputError(f"images {cfg.start}..{cfg.start + cfg.n_images - 1} were asked for, but the {cfg.dataset} "
+                         f"{cfg.split!r} split has {len(x_all)} images; lower -n (at most "
+                         f"{max(len(x_all) - cfg.start, 0)} from --start {cfg.start})")
     eps_list = cfg.eps or [dataset_info(cfg.dataset).default_eps]
     # batch size belongs to the setting: attacks and randomized defenses draw their randomness per batch
     common = {"dataset": cfg.dataset, "split": cfg.split, "start": cfg.start, "n": len(x), "seed": cfg.seed,
@@ -192,6 +194,7 @@ def evaluate(cfg: EvalConfig, out: str | Path, data_root=None, device=None, prog
             victims[spec] = load_classifier(name, cfg.dataset, params.get("weights", "default"), device=dev)
         return victims[spec]
 
+    _check_specs_up_front(cfg, get_defense, get_victim, eps_list[0])
     jobs = [(v, tm, a, e) for v in cfg.victims for tm in cfg.threat_models for a in cfg.attacks for e in eps_list]
     bar = tqdm(total=len(jobs) * len(cfg.defenses), desc="evaluate", disable=not progress)
     surrogate_model = None
@@ -281,6 +284,23 @@ def _with_rates(row: dict[str, Any]) -> dict[str, Any]:
     row["Avg"] = (row["SA"] + row["RA"]) / 2
     row["ASR"] = 100.0 * row["asr_num"] / row["asr_den"] if row["asr_den"] else float("nan")
     return row
+
+
+def _check_specs_up_front(cfg: EvalConfig, get_defense, get_victim, eps: float) -> None:
+    """Build every victim and defense, and every attack on a stand-in model, before any attack runs: a typo in the
+    last spec is one clear error at once, not after hours of the first rows' attacks."""
+    from torch import nn
+
+    from ..attacks.base import build_attack  # (the package's name is the one tests count attack runs with)
+
+    for spec in cfg.victims:
+        get_victim(spec)
+    for spec in cfg.defenses:
+        get_defense(spec)
+    stand_in = nn.Sequential(nn.Flatten(), nn.Linear(3, 10)).eval()
+    for spec in cfg.attacks:
+        name, params = parse_spec(spec)
+        build_attack(name, stand_in, eps=eps, seed=cfg.seed, **params)
 
 
 def sanity_checks(rows, cfg: EvalConfig, get_defense, x, y, dev, get_victim=None) -> list[dict[str, Any]]:

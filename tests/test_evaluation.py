@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import uuid
 from pathlib import Path
 
@@ -393,6 +394,26 @@ def test_reports_are_written(multi):
 
 
 # ------------------------------------------------------------------------------------------------ bad arguments
+
+
+def test_per_attack_bars_show_single_rows_never_averages():
+    """Each bar is one row's RA: rows at two ε give two series, a combination not run gives no bar (NaN), not 0."""
+    from irad.evaluation.report import per_attack_bars
+
+    def row(defense, attack, eps, ra):
+        return {"defense": defense, "attack": attack, "eps": eps, "RA": ra, "victim": "resnet20",
+                "threat_model": "oblivious"}
+
+    rows = [row("none", "fgsm", 4 / 255, 50.0), row("none", "fgsm", 8 / 255, 25.0),
+            row("none", "pgd", 8 / 255, 10.0), row("irad", "fgsm", 8 / 255, 70.0)]
+    attacks, bars = per_attack_bars(rows)
+    assert attacks == ["fgsm", "pgd"]
+    assert set(bars) == {"none (ε=4/255)", "none (ε=8/255)", "irad (ε=8/255)"}
+    assert bars["none (ε=8/255)"] == [25.0, 10.0] and bars["irad (ε=8/255)"][0] == 70.0
+    assert bars["none (ε=4/255)"][0] == 50.0 and math.isnan(bars["none (ε=4/255)"][1])
+    assert math.isnan(bars["irad (ε=8/255)"][1])
+    _, single = per_attack_bars([row("none", "fgsm", 8 / 255, 25.0), row("none", "pgd", 8 / 255, 10.0)])
+    assert single == {"none": [25.0, 10.0]}  # nothing varies: the series is just the defense
 
 
 def test_bad_arguments(tmp_path):

@@ -85,17 +85,12 @@ def plot_results(rows: list[dict[str, Any]], out: Path) -> list[Path]:
         written.append(out / "ra_vs_eps.png")
         _save_figure(fig, written[-1])
         plt.close(fig)
-    attacks = sorted({r["attack"] for r in rows})
+    attacks, bars = per_attack_bars(rows)
     if len(attacks) > 1:
-        defenses = sorted({r["defense"] for r in rows})
         fig, ax = plt.subplots(figsize=(max(5, len(attacks) * 0.7), 3.5))
-        width = 0.8 / len(defenses)
-        for i, d in enumerate(defenses):
-            vals = []
-            for a in attacks:
-                rs = [r["RA"] for r in rows if r["defense"] == d and r["attack"] == a]
-                vals.append(sum(rs) / len(rs) if rs else 0.0)
-            ax.bar([j + i * width for j in range(len(attacks))], vals, width, label=d)
+        width = 0.8 / len(bars)
+        for i, (label, values) in enumerate(bars.items()):
+            ax.bar([j + i * width for j in range(len(attacks))], values, width, label=label)
         ax.set_xticks([j + 0.4 - width / 2 for j in range(len(attacks))], attacks, rotation=45, fontsize=7)
         ax.set_ylabel("robust accuracy (%)")
         ax.legend(fontsize=7)
@@ -104,6 +99,23 @@ def plot_results(rows: list[dict[str, Any]], out: Path) -> list[Path]:
         _save_figure(fig, written[-1])
         plt.close(fig)
     return written
+
+
+def per_attack_bars(rows: list[dict[str, Any]]) -> tuple[list[str], dict[str, list[float]]]:
+    """The per-attack bar chart's data: the attacks, and for each series (a defense, plus the victim, threat model
+    and ε where the rows have several) one RA per attack, each exactly one row's (NaN, i.e. no bar, where that
+    combination was not run). Nothing is averaged across rows."""
+    attacks = sorted({r["attack"] for r in rows})
+    varying = [k for k in ("victim", "threat_model", "eps") if len({r[k] for r in rows}) > 1]
+
+    def label(r: dict[str, Any]) -> str:
+        parts = [f"ε={r['eps'] * 255:g}/255" if k == "eps" else str(r[k]) for k in varying]
+        return f"{r['defense']} ({', '.join(parts)})" if parts else str(r["defense"])
+
+    bars: dict[str, list[float]] = {}
+    for r in sorted(rows, key=lambda r: (r["defense"], *(str(r[k]) for k in varying))):
+        bars.setdefault(label(r), [float("nan")] * len(attacks))[attacks.index(r["attack"])] = float(r["RA"])
+    return attacks, bars
 
 
 def _save_figure(fig, path: Path) -> None:

@@ -95,7 +95,9 @@ def summarise(folder: Path) -> str:
     if marked:
         note += (" † the shipped IRAD was trained against this victim (its PGD pairs and SampleNet loss used its "
                  "gradients): white-box with respect to training.")
-    failed = [c for c in data.get("sanity", []) if not c["ok"]]
+    # a defense that is not differentiable is a fact, not a failed check ("ok": None; older runs wrote False)
+    failed = [c for c in data.get("sanity", [])
+              if c["ok"] is False and not str(c.get("note", "")).startswith("not differentiable")]
     if failed:
         note += " Sanity flags: " + "; ".join(
             f"{c['check']} ({c.get('defense') or c.get('victim')}"

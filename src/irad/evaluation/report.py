@@ -46,7 +46,7 @@ def write_reports(rows: list[dict[str, Any]], out: Path, preset: str | None, san
     md = markdown_table(rows, preset)
     if sanity:
         md += "\nSanity checks:\n\n" + "\n".join(
-            f"- [{'ok' if c['ok'] else 'FAILED'}] {c['check']}: "
+            f"- [{'ok' if c['ok'] else 'n/a' if c['ok'] is None else 'FAILED'}] {c['check']}: "
             + ", ".join(f"{k}={_fmt(v)}" for k, v in c.items() if k not in ("check", "ok")) for c in sanity) + "\n"
     with atomic_write(out / "results.md", "w") as fh:
         fh.write(md)

@@ -238,3 +238,16 @@ def test_image_classifier_normalises_inside():
     # The statistics are buffers (follow .to(device)) but not saved: the weights file holds only net's tensors.
     assert set(model.state_dict()) == {"net." + k for k in net.state_dict()}
     assert list(model.parameters()) == list(net.parameters())
+
+
+def test_load_classifier_loads_pretrained_weights_unless_told_otherwise():
+    """A practitioner's `load_classifier("resnet32")` gets the published weights (the same tensors as asking for
+    them by name), not a silently random network; random initialisation is asked for with weights=None; an
+    architecture without pretrained weights is a clear error, not a random network."""
+    implicit, named = load_classifier("resnet32"), load_classifier("resnet32", weights="resnet32-idelbayev")
+    assert all(torch.equal(a, b) for a, b in zip(implicit.state_dict().values(), named.state_dict().values()))
+    random_net = load_classifier("resnet32", weights=None)
+    assert not all(torch.equal(a, b) for a, b in zip(random_net.state_dict().values(),
+                                                     named.state_dict().values()))
+    with pytest.raises(UnknownNameError, match="weights=None"):
+        load_classifier("resnet56")

@@ -102,13 +102,13 @@ def _catalog_meta_for(path: Path) -> dict:
     return {}
 
 
-def load_classifier(name: str, dataset: str = "cifar10", weights: str | Path | None = None,
+def load_classifier(name: str, dataset: str = "cifar10", weights: str | Path | None = "default",
                     device: str | torch.device = "cpu") -> ImageClassifier:
     """Build classifier ``name`` for ``dataset`` and load ``weights``, in eval mode.
 
-    ``weights``: ``None`` = random initialisation; ``"default"`` = the registered pretrained weights for
-    (name, dataset); a registered weight name (see ``irad.weights.WEIGHTS``); or a file path
-    (``.safetensors`` with its ``.json`` sidecar, or a PyTorch checkpoint).
+    ``weights``: ``"default"`` (the default) = the registered pretrained weights for (name, dataset), an error if
+    there are none; a registered weight name (see ``irad.weights.WEIGHTS``); a file path (``.safetensors`` with
+    its ``.json`` sidecar, or a PyTorch checkpoint); or ``None`` = random initialisation, explicitly.
     """
     arch = CLASSIFIERS.get(name).name
     if weights is None:
@@ -120,7 +120,8 @@ def load_classifier(name: str, dataset: str = "cifar10", weights: str | Path | N
             if not found:
                 raise UnknownNameError(f"no pretrained weights registered for {arch} on {dataset}; available for "
                                        f"{dataset}: {pretrained_names(dataset=dataset) or 'none'}. Train one with "
-                                       f"`irad train classifier --arch {arch}` and pass weights=PATH.")
+                                       f"`irad train classifier --arch {arch}` and pass weights=PATH (from the command line: "
+                                       f"--victim {arch}:weights=PATH), or weights=None for an untrained network.")
             tag = found[0]
         spec, path = resolve_weights(tag)
         if spec.kind != "classifier" or spec.arch != arch or spec.dataset != dataset:

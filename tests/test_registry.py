@@ -99,3 +99,24 @@ def test_project_registries_resolve_names():
     with pytest.raises(UnknownNameError, match="resnet20"):
         CLASSIFIERS.get("resnet2O")
     assert "cifar10" in DATASETS
+
+
+def test_summary_is_the_first_sentence_on_one_line_without_rest_marks():
+    from irad.registry import Registry
+
+    reg = Registry("thing")
+
+    @reg.register("a")
+    def a():
+        """Random resizing (Xie et al. 2018), drawn per image; randomised (``seed``: the same
+        output on every call). Second sentence. Eq. 5 applies.
+
+        Details."""
+
+    @reg.register("b")
+    def b():
+        pass
+
+    assert reg.get("a").summary == ("Random resizing (Xie et al. 2018), drawn per image; randomised (seed: the same "
+                                    "output on every call).")
+    assert reg.get("b").summary == ""

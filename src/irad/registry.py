@@ -14,6 +14,8 @@ checkpoints rebuild themselves.
 
 from __future__ import annotations
 
+import re
+
 import difflib
 from dataclasses import dataclass, field
 from typing import Any, Callable, Generic, Iterator, TypeVar
@@ -31,8 +33,10 @@ class Entry(Generic[T]):
 
     @property
     def summary(self) -> str:
-        doc = (self.factory.__doc__ or "").strip()
-        return doc.splitlines()[0] if doc else ""
+        """The first sentence of the docstring's first paragraph, on one line, without reST ``code`` marks."""
+        doc = (self.factory.__doc__ or "").strip().split("\n\n")[0]
+        text = " ".join(line.strip() for line in doc.splitlines()).replace("``", "")
+        return re.split(r"(?<=\.)\s+(?=[A-Z(])", text, maxsplit=1)[0]
 
 
 class Registry(Generic[T]):

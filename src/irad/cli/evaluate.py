@@ -16,9 +16,13 @@ from .common import PIXEL_BUDGET, common_options, friendly_errors
 @click.option("--victim", "victims", multiple=True, help="Classifier(s) attacked, e.g. resnet20 [default: resnet32].")
 @click.option("--defense", "defenses", multiple=True,
               help="Defense spec(s), e.g. irad, bilinear-sv:gamma=1.5 [default: none, irad].")
-@click.option("--attack", "attacks", multiple=True, help="Attack spec(s), e.g. autoattack, pgd:steps=20.")
+@click.option("--attack", "attacks", multiple=True,
+              help="Attack spec(s), e.g. autoattack, pgd:steps=20 (see `irad list attacks`) [default: autoattack].")
 @click.option("--threat-model", "threat_models", multiple=True,
-              type=click.Choice(["oblivious", "transfer", "bpda", "full-gradient"]))
+              type=click.Choice(["oblivious", "transfer", "bpda", "full-gradient"]),
+              help="Who the attack sees: the bare victim (oblivious), a surrogate (transfer), the defended model "
+                   "with an identity backward through the defense (bpda), or with its true gradients "
+                   "(full-gradient) [default: oblivious].")
 @click.option("--eps", "eps", multiple=True, type=PIXEL_BUDGET,
               help="L-inf budget(s), e.g. 8/255 [default: dataset's].")
 @click.option("--surrogate", default=None, help="Transfer threat model: classifier the attack is crafted on.")

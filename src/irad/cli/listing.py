@@ -35,4 +35,9 @@ def list_cmd(what: str) -> None:
         if what == "weights":
             spec = entry.factory()
             summary = f"{spec.kind} {spec.arch or ''} on {spec.dataset}: {spec.meta.get('source', '')}"
+        elif what == "classifiers":
+            from ..classifiers import pretrained_names
+
+            found = pretrained_names(name)
+            summary += f" [pretrained: {', '.join(found)}]" if found else " [no pretrained weights]"
         click.echo(f"{name:<28} {summary}")

@@ -106,6 +106,8 @@ def load_nrp(weights: str | Path | None = None, dataset: str = "cifar10") -> Neu
 @DEFENSES.register("nrp")
 def nrp(dataset: str = "cifar10", weights: str | Path | None = None) -> NeuralRepresentationPurifier:
     """NRP (Naseer et al. 2020): a residual purifier trained to undo feature-distorting self-supervised
-    perturbations. ``weights``: a file from `irad train nrp`, a registered name, or None/'default' (the first
-    registered NRP weights; none ship yet)."""
+    perturbations.
+
+    ``weights``: a file from `irad train nrp`, a registered name, or None/'default' (the first registered NRP
+    weights for ``dataset``: ``nrp-cifar10-cpu`` ships for CIFAR-10)."""
     return load_nrp(weights, dataset)

@@ -193,8 +193,16 @@ def test_torchvision_folder_fallback(tmp_path, monkeypatch):
 
 
 def test_empty_folder_is_a_data_error_that_suggests_download(tmp_path):
-    with pytest.raises(DataError, match="--download"):
+    with pytest.raises(DataError, match="--download") as err:
         load_dataset("cifar10", "test", root=tmp_path)
+    assert "--dataset folder" not in str(err.value)
+
+
+def test_class_folders_under_a_cifar_data_dir_suggest_the_folder_dataset(tmp_path):
+    (tmp_path / "cat").mkdir()
+    Image.new("RGB", (8, 8)).save(tmp_path / "cat" / "a.png")
+    with pytest.raises(DataError, match="add --dataset folder"):
+        load_dataset("cifar10", "train", root=tmp_path)
 
 
 # ------------------------------------------------------------------------------------ ImageNet-style folders

@@ -196,6 +196,18 @@ def _fetch_hint(name: str, base: Path | str) -> str:
             f"\"from irad.data.datasets import download_dataset; download_dataset('{name}', '{base}')\"")
 
 
+def _own_folders_hint(base: Path) -> str:
+    """A pointer to ``--dataset folder`` when ``base`` looks like a user's class folders (sub-folders of images)."""
+    suffixes = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
+    try:
+        has_class_folders = any(d.is_dir() and any(f.suffix.lower() in suffixes for f in d.iterdir())
+                                for d in Path(base).iterdir())
+    except OSError:
+        return ""
+    return ("; it holds class folders of images: to use your own data, add --dataset folder (images are resized and "
+            "centre-cropped to 224 x 224, as for ImageNet)") if has_class_folders else ""
+
+
 def _find_npz(base: Path, name: str, split: str) -> Path | None:
     file_split = "train" if split in ("train", "val") else "test"
     stems = (file_split,) if file_split == "train" else ("test", "test1000")
@@ -215,7 +227,8 @@ def _torchvision_cifar(name: str, base: Path, train: bool, download: bool) -> Im
         tv = cls(str(base), train=train, download=download)
     except RuntimeError as exc:  # torchvision: "Dataset not found or corrupted"
         raise DataError(f"no {name} data under {str(base)!r} (looked for {name}/{{train,test}}.npz and "
-                        f"torchvision's folder); {_fetch_hint(name, base)} ({exc})") from exc
+                        f"torchvision's folder); {_fetch_hint(name, base)}{_own_folders_hint(base)} ({exc})"
+                        ) from exc
     except OSError as exc:  # the download itself failed
         raise DataError(f"downloading {name} into {str(base)!r} failed ({exc}); check the network, or put "
                         f"{name}/train.npz and {name}/test.npz there yourself") from exc

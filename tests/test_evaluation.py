@@ -401,6 +401,18 @@ def test_reports_are_written(multi):
 # ------------------------------------------------------------------------------------------------ bad arguments
 
 
+def test_results_md_states_the_setting_of_its_numbers(tmp_path):
+    """results.md says which images, seed and threat model its numbers belong to, and names a transfer surrogate."""
+    run(tmp_path / "a", n_images=4, start=3, defenses=["none"], attacks=["fgsm"], threat_models=["oblivious"])
+    md = (tmp_path / "a" / "results.md").read_text()
+    assert md.startswith("Setting: cifar10/test images 3..6 (n = 4), seed 0. Threat model: oblivious (attacks "
+                         "crafted on the bare victim, then purified).")
+    run(tmp_path / "b", n_images=4, defenses=["none"], attacks=["fgsm"], threat_models=["transfer"],
+        surrogate="resnet32")
+    md = (tmp_path / "b" / "results.md").read_text()
+    assert "transfer (attacks crafted on the surrogate resnet32@" in md
+
+
 def test_per_attack_bars_show_single_rows_never_averages():
     """Each bar is one row's RA: rows at two ε give two series, a combination not run gives no bar (NaN), not 0."""
     from irad.evaluation.report import per_attack_bars

@@ -41,9 +41,33 @@ def markdown_table(rows: list[dict[str, Any]], preset: str | None = None) -> str
     return "\n".join(lines) + "\n"
 
 
+THREAT_MODEL_WORDS = {"oblivious": "attacks crafted on the bare victim, then purified",
+                      "bpda": "attacks through the defended victim, identity backward through the defense",
+                      "full-gradient": "attacks through the defended victim with the defense's true gradients"}
+
+
+def setting_line(rows: list[dict[str, Any]]) -> str:
+    """What every number of a report belongs to: images, seed, threat model(s) and where the attacks were crafted."""
+    parts = []
+    for dataset, split, start, n, seed in sorted({(r["dataset"], r["split"], r["start"], r["n"], r["seed"])
+                                                  for r in rows}):
+        parts.append(f"{dataset}/{split} images {start}..{start + n - 1} (n = {n}), seed {seed}")
+    threats = []
+    for tm in sorted({r["threat_model"] for r in rows}):
+        if tm == "transfer":
+            on = sorted({str(r["crafted_on"]) for r in rows if r["threat_model"] == tm})
+            threats.append(f"transfer (attacks crafted on the surrogate {', '.join(on)}, then purified)")
+        else:
+            eot = sorted({r.get("eot_samples") for r in rows if r["threat_model"] == tm and r.get("eot_samples")})
+            eot_note = f"; EOT over {', '.join(map(str, eot))} passes for randomized defenses" if eot else ""
+            threats.append(f"{tm} ({THREAT_MODEL_WORDS.get(tm, tm)}{eot_note})")
+    return (f"Setting: {'; '.join(parts)}. Threat model: {'; '.join(threats)}. SA / RA in %; a randomized "
+            "defense's figures are the mean over its `repeats` evaluations.")
+
+
 def write_reports(rows: list[dict[str, Any]], out: Path, preset: str | None, sanity: list[dict[str, Any]]) -> None:
     out = Path(out)
-    md = markdown_table(rows, preset)
+    md = setting_line(rows) + "\n\n" + markdown_table(rows, preset) if rows else markdown_table(rows, preset)
     if sanity:
         md += "\nSanity checks:\n\n" + "\n".join(
             f"- [{'ok' if c['ok'] else 'n/a' if c['ok'] is None else 'FAILED'}] {c['check']}: "

@@ -314,3 +314,15 @@ def test_import_weights_defaults_to_the_cache(shared_file, tmp_path, monkeypatch
     monkeypatch.setenv("IRAD_HOME", str(tmp_path / "home"))
     target = import_weights("resnet20-idelbayev", shared_file("weights/resnet20-12fca82f.th"))
     assert target == tmp_path / "home" / "weights" / "resnet20-idelbayev-cifar10.safetensors"
+
+
+def test_irad_weights_without_their_sidecar_say_so(tmp_path):
+    import shutil
+
+    import irad
+    from irad.weights import resolve_weights
+
+    _, path = resolve_weights("irad-cifar10-cpu")
+    shutil.copy(path, tmp_path / "irad.safetensors")  # the weights alone, without irad.json
+    with pytest.raises(WeightsError, match=r"no sidecar .*irad\.json.* beside it"):
+        irad.load_defense("irad", weights=tmp_path / "irad.safetensors")

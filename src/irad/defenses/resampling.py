@@ -62,6 +62,11 @@ def load_irad_parts(weights: str | Path | None = None, dataset: str = "cifar10"
     state, meta = _irad_weights(weights, dataset)
     spec = meta.get("spec")
     if spec is None:
+        sidecar = Path(weights).with_suffix(".json") if isinstance(weights, (str, Path)) else None
+        if sidecar is not None and Path(weights).suffix and not sidecar.is_file():
+            raise WeightsError(f"the IRAD weight file {str(weights)!r} has no sidecar {str(sidecar)!r} beside it (the "
+                               "training command writes the two together; it records the architecture): copy it "
+                               "along with the weights")
         raise WeightsError("the IRAD weight file has no 'spec' in its .json sidecar; keep the sidecar next to it")
     recon = RECONSTRUCTIONS.make(spec["reconstruction"])
     load_strict(recon, {k.removeprefix("reconstruction."): v for k, v in state.items()

@@ -354,3 +354,31 @@ def test_imagenet_sized_file_is_not_taken_for_cifar(tmp_path, write_npz):
     write_npz(tmp_path / "test.npz", _coded(range(3), size=64), np.arange(3))
     with pytest.raises(DataError, match="64x64"):
         load_dataset("cifar10", "test", root=tmp_path)
+
+
+def test_folder_of_one_image_size_keeps_it(tmp_path):
+    """A user's folder of 16 x 16 images (or of 224 x 224 ones) is read at that size, pixel for pixel, not enlarged
+    to ImageNet's 224 x 224; a non-square common size is centre-cropped to its short side; an explicit image_size
+    still wins. (Mixed sizes keep the ImageNet-style 224 crop: test_folder_dataset_resizes_and_centre_crops.)"""
+    rng = np.random.default_rng(0)
+    for size in (16, 224):
+        root = tmp_path / f"s{size}"
+        arrays = {}
+        for c in ("a", "b"):
+            (root / c).mkdir(parents=True)
+            arrays[c] = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+            Image.fromarray(arrays[c]).save(root / c / "0.png")
+        for split in ("test", "train"):
+            ds = load_dataset("folder", split, root=root, val_size=1)
+            x, y = ds[0]
+            assert tuple(x.shape) == (3, size, size)
+            expected = torch.from_numpy(arrays["ab"[int(y)]]).permute(2, 0, 1).float() / 255.0
+            assert torch.equal(x, expected)
+    wide = tmp_path / "wide" / "a"
+    wide.mkdir(parents=True)
+    arr = rng.integers(0, 256, (12, 20, 3), dtype=np.uint8)  # H 12, W 20: the centre 12 x 12 is columns 4..15
+    Image.fromarray(arr).save(wide / "0.png")
+    x, _ = load_dataset("folder", "test", root=tmp_path / "wide")[0]
+    assert torch.equal(x, torch.from_numpy(arr[:, 4:16]).permute(2, 0, 1).float() / 255.0)
+    x, _ = load_dataset("folder", "test", root=tmp_path / "s16", image_size=8)[0]
+    assert tuple(x.shape) == (3, 8, 8)

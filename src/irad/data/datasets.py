@@ -204,8 +204,8 @@ def _own_folders_hint(base: Path) -> str:
                                 for d in Path(base).iterdir())
     except OSError:
         return ""
-    return ("; it holds class folders of images: to use your own data, add --dataset folder (images are resized and "
-            "centre-cropped to 224 x 224, as for ImageNet)") if has_class_folders else ""
+    return ("; it holds class folders of images: to use your own data, add --dataset folder (images keep their size "
+            "when they all share one, else are resized and centre-cropped to 224 x 224)") if has_class_folders else ""
 
 
 def _find_npz(base: Path, name: str, split: str) -> Path | None:
@@ -369,16 +369,43 @@ def imagenet(split: str = "test", root=None, download: bool = False, image_size:
     return _split_train_val(ds, split, val_size, spread=not isinstance(ds, ImageDataset))
 
 
+def _native_size(path: Path) -> int | None:
+    """The short side of the images under ``path`` if they all have one size (read from the file headers), else
+    None."""
+    from PIL import Image
+
+    sizes = set()
+    for file, _ in _image_folder(path, transform=None).samples:
+        try:
+            with Image.open(file) as img:
+                sizes.add(img.size)
+        except OSError as exc:
+            raise DataError(f"cannot read the image {file} ({exc}); remove or replace it") from exc
+        if len(sizes) > 1:
+            return None
+    return min(next(iter(sizes))) if sizes else None
+
+
 @DATASETS.register("folder")
-def image_folder(split: str = "test", root=None, download: bool = False, image_size: int = 224, resize: int = 256,
-                 val_size: int = DEFAULT_VAL_SIZE):
-    """A user's own class folders (``ROOT/<class>/*.png``), resized and centre-cropped to ``image_size``:
-    ``test`` is the whole folder; ``train`` and ``val`` split it in memory (``val``: every k-th image)."""
+def image_folder(split: str = "test", root=None, download: bool = False, image_size: int | None = None,
+                 resize: int | None = None, val_size: int = DEFAULT_VAL_SIZE):
+    """A user's own class folders (``ROOT/<class>/*.png``) at their own size when all images share one (a
+    non-square size is centre-cropped to its short side), else resized and centre-cropped to 224 like ImageNet:
+    ``test`` is the whole folder; ``train`` and ``val`` split it in memory (``val``: every k-th image).
+
+    ``image_size`` / ``resize`` (the short side before the crop; default: ``image_size``, or 256 for a chosen 224)
+    override that choice."""
     if root is None:
         raise DataError("the 'folder' dataset needs --data DIR pointing to ROOT/<class>/<images>")
     path = Path(root)
     if not path.is_dir():
         raise DataError(f"data directory {str(path)!r} does not exist")
+    native = _native_size(path) if image_size is None else None
+    if native is not None:  # one size for all: keep it (a short side of 224 is not enlarged to 256 first)
+        image_size, resize = native, native if resize is None else resize
+    image_size = image_size or 224
+    if resize is None:
+        resize = 256 if image_size == 224 else image_size
     if split == "test":
         return _load_folder(path, "folder", image_size, resize)
     return _split_train_val(_folder_in_memory(path, "folder", image_size, resize), split, val_size, spread=True)

@@ -142,3 +142,35 @@ def test_training_budgets_accept_fractions_like_evaluate():
         assert res.exit_code == 2 and "'--eps'" in res.output and "8/25x" in res.output
     helps = CliRunner().invoke(cli, ["train", "pairs", "--help"]).output
     assert "[default: 8/255]" in helps and "[default: 2/255]" in helps
+
+
+def test_a_plugin_registers_a_defense_for_every_command(tmp_path):
+    """`irad --plugin FILE.py` imports the file first, so a defense it registers is listed and usable by name."""
+    from PIL import Image
+
+    from irad.cli.main import cli
+
+    plugin = tmp_path / "my_defenses.py"
+    plugin.write_text(
+        "import torch\n"
+        "from irad.defenses import DEFENSES\n\n"
+        "class Invert(torch.nn.Module):\n"
+        "    def forward(self, x):\n"
+        "        return 1 - x\n\n"
+        "@DEFENSES.register('test-plugin-invert')\n"
+        "def invert():\n"
+        "    '''Inverts the image (a test plugin).'''\n"
+        "    return Invert()\n")
+    res = CliRunner().invoke(cli, ["--plugin", str(plugin), "list", "defenses"])
+    assert res.exit_code == 0 and "test-plugin-invert" in res.output and "Inverts the image" in res.output
+    arr = np.random.default_rng(0).integers(0, 256, (5, 6, 3), dtype=np.uint8)
+    Image.fromarray(arr).save(tmp_path / "a.png")
+    res = CliRunner().invoke(cli, ["--plugin", str(plugin), "purify", str(tmp_path / "a.png"), str(tmp_path / "out"),
+                                   "--defense", "test-plugin-invert"])
+    assert res.exit_code == 0, res.output
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "out" / "a.png")), 255 - arr)
+    missing = CliRunner().invoke(cli, ["--plugin", str(tmp_path / "nope.py"), "list", "defenses"])
+    assert missing.exit_code == 1 and "does not exist" in missing.output
+    (tmp_path / "broken.py").write_text("raise ValueError('boom')\n")
+    broken = CliRunner().invoke(cli, ["--plugin", str(tmp_path / "broken.py"), "list", "defenses"])
+    assert broken.exit_code == 1 and "ValueError: boom" in broken.output and "Traceback" not in broken.output

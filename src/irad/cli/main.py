@@ -13,14 +13,54 @@ from .train import train
 from .weights_cmd import weights_group
 
 
+def load_plugins(specs: list[str]) -> None:
+    """Import each plugin: a module name (``mypkg.defenses``) or a ``.py`` file, whose import registers parts with
+    the registries (``@DEFENSES.register(...)`` and the like)."""
+    import importlib
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    for spec in specs:
+        try:
+            if spec.endswith(".py"):
+                path = Path(spec)
+                if not path.is_file():
+                    raise click.ClickException(f"plugin file {spec!r} does not exist")
+                path = path.resolve()
+                name = f"irad_plugin_{path.stem}_{abs(hash(str(path)))}"
+                if name in sys.modules:  # imported already in this process (registering twice is an error)
+                    continue
+                module_spec = importlib.util.spec_from_file_location(name, path)
+                module = importlib.util.module_from_spec(module_spec)
+                sys.modules[name] = module
+                try:
+                    module_spec.loader.exec_module(module)
+                except BaseException:
+                    del sys.modules[name]
+                    raise
+            else:
+                importlib.import_module(spec)
+        except click.ClickException:
+            raise
+        except Exception as exc:  # the plugin's own error, shown as one line
+            raise click.ClickException(f"plugin {spec!r} failed to import: {type(exc).__name__}: {exc}") from exc
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
 @click.version_option(__version__, prog_name="irad")
-def cli() -> None:
+@click.option("--plugin", "plugins", multiple=True, envvar="IRAD_PLUGINS",
+              help="Import this module (or .py file) first, e.g. one that registers your defense with "
+                   "@DEFENSES.register; repeatable; also $IRAD_PLUGINS (separated by spaces).")
+def cli(plugins: tuple[str, ...]) -> None:
     """irad: test-time adversarial defense by implicit-representation-driven image resampling (IRAD).
 
     The commands that run models share --device, --seed, --batch-size and --data (purify and bench, which read
     no dataset, refuse --data rather than ignore it).
+
+    Example: irad --plugin my_defenses.py evaluate --defense none --defense my-blur:sigma=0.8
     """
+    load_plugins(list(plugins))
 
 
 cli.add_command(train)

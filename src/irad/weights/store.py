@@ -320,7 +320,8 @@ def load_defense_weights(arch: str, weights: str | Path | None, dataset: str, tr
         matching = [w.name for w in candidates if w.dataset == dataset]
         if not matching:
             if not names:
-                raise WeightsError(f"no {arch} weights are registered; {train_hint}, then pass weights=PATH")
+                raise WeightsError(f"no {arch} weights are registered; {train_hint}, then pass weights=PATH (command "
+                                   f"line: --defense {arch}:weights=PATH)")
             warnings.warn(f"no {arch} weights trained on {dataset}; using {names[0]}", stacklevel=3)
             matching = names
         weights = matching[0]

@@ -76,7 +76,7 @@ class EvalConfig:
     attacks: list[str] = field(default_factory=lambda: ["autoattack"])
     threat_models: list[str] = field(default_factory=lambda: ["oblivious"])
     surrogate: str | None = None  # transfer threat model: the classifier the attack is crafted on
-    repeats: int = 1  # randomized defenses: evaluate this many times with different seeds (mean reported)
+    repeats: int = 3  # randomized defenses: evaluate this many times with different seeds (mean reported), as the CLI
     eot_samples: int = 8  # BPDA on randomized defenses: logits averaged over this many passes
     batch_size: int = 100
     timing_images: int = 32

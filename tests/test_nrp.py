@@ -174,7 +174,8 @@ def test_training_writes_loadable_weights_and_resumes(data_root, tmp_path):
     train_nrp(cfg, tmp_path / "run", data_root=data_root, device="cpu", progress=False)  # complete: resumes at 3
     records = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records if "event" not in r] == [2, 3]
-    assert {"event": "resume", "step": 3}.items() <= records[-2].items()
+    assert {"event": "resume", "step": 3, "steps_planned": 3}.items() <= records[-2].items()
+    assert "already complete" in records[-2]["note"]  # says so, rather than looking like training resumed
     assert all(torch.equal(before[k], v) for k, v in load_state_dict_file(path).items())
     with pytest.raises(InputError, match="other settings"):
         train_nrp(NRPConfig(**{**TOY, "eps": 8 / 255}), tmp_path / "run", data_root=data_root, progress=False)

@@ -46,7 +46,9 @@ def train_steps(run: RunDir, cfg: Any, module: torch.nn.Module, opt: torch.optim
         module.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
         step = ckpt["step"]
-        run.log({"event": "resume", "step": step})
+        run.log({"event": "resume", "step": step, "steps_planned": total_steps,
+                 **({"note": "already complete: nothing to train, the weights are exported again"}
+                    if step >= total_steps else {})})
     else:
         run.log({"event": "start", **asdict(cfg), **(start_record or {}), "total_steps": total_steps})
     bar = tqdm(total=total_steps, initial=step, desc=desc, disable=not progress)

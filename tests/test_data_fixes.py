@@ -302,6 +302,16 @@ def test_purify_takes_defense_parameters(tmp_path):
     assert bad.exit_code == 1 and "gamma" in bad.output and not (tmp_path / "out2").exists()
 
 
+def test_purify_notes_the_files_it_skips(tmp_path):
+    (tmp_path / "in").mkdir()
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(tmp_path / "in" / "a.png")
+    (tmp_path / "in" / "readme.txt").write_text("not an image")
+    res = _invoke("purify", tmp_path / "in", tmp_path / "out", "--defense", "none")
+    assert res.exit_code == 0, res.output
+    assert "skipped 1 file(s)" in res.output and "readme.txt" in res.output
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["a.png"]
+
+
 def test_purify_says_subfolders_are_not_searched(tmp_path):
     (tmp_path / "in" / "cat").mkdir(parents=True)
     Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(tmp_path / "in" / "cat" / "a.png")

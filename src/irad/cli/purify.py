@@ -20,7 +20,13 @@ def _image_files(paths: list[Path]) -> list[Path]:
     files: list[Path] = []
     for p in paths:
         if p.is_dir():
-            files += sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+            entries = sorted(f for f in p.iterdir() if f.is_file())
+            files += [f for f in entries if f.suffix.lower() in IMAGE_SUFFIXES]
+            skipped = [f.name for f in entries if f.suffix.lower() not in IMAGE_SUFFIXES]
+            if skipped:
+                shown = ", ".join(skipped[:3]) + (f" and {len(skipped) - 3} more" if len(skipped) > 3 else "")
+                click.echo(f"note: skipped {len(skipped)} file(s) in {str(p)!r} that are not images ({shown})",
+                           err=True)
         else:
             files.append(p)
     unique: dict[Path, Path] = {}
@@ -97,7 +103,9 @@ def _purifier(defense: str, dataset: str, weights: str | None, device: str, seed
 def purify(inputs, output, defense, dataset, weights, device, seed, batch_size, data_root) -> None:
     """Purify INPUTS (image files, a folder of images, or one .npz with 'images' and optional 'labels') into OUTPUT.
 
-    OUTPUT is a folder for image inputs (same file names, PNG) or an .npz for an .npz input.
+    OUTPUT is a folder for image inputs (same file names, PNG) or an .npz for an .npz input. Images are purified
+    as RGB: grayscale ones come out as RGB, and an alpha channel is dropped. Files in a folder that are not images
+    are skipped, with a note.
 
     Example: irad purify photos/ purified/ --defense irad
     """

@@ -352,10 +352,21 @@ def test_a_non_differentiable_defense_is_reported_not_fatal(tmp_path):
     jpeg = [c for c in checks if c.get("defense") == "jpeg"]
     # not differentiable is a fact about the defense, not a failed check: "n/a", with what to do instead
     assert len(jpeg) == 1 and jpeg[0]["ok"] is None and "bpda" in jpeg[0]["note"]
-    assert "torch.no_grad" not in jpeg[0]["note"]
     md = (tmp_path / "results.md").read_text()
     assert "- [n/a] gradients through the defense are finite and non-zero: defense=jpeg" in md
     assert "FAILED" not in md
+
+
+def test_a_failing_gradient_probe_is_a_failed_check_not_n_a(tmp_path, monkeypatch):
+    """Only a defense that refuses gradients is "n/a"; any other error of the probe stays a failed check, with it."""
+    def refuse(*args, **kwargs):
+        raise InputError("labels out of range")
+
+    monkeypatch.setattr(irad.attacks, "gradient_health", refuse)
+    run(tmp_path, n_images=4, defenses=["none", "bit-reduction"])
+    checks = json.loads((tmp_path / "results.json").read_text())["sanity"]
+    probe = [c for c in checks if c.get("defense") == "bit-reduction"]
+    assert len(probe) == 1 and probe[0]["ok"] is False and "labels out of range" in probe[0]["note"]
 
 
 def test_sanity_checks_flag_robust_accuracy_above_standard_accuracy():
@@ -399,6 +410,23 @@ def test_reports_are_written(multi):
 
 
 # ------------------------------------------------------------------------------------------------ bad arguments
+
+
+def test_merged_results_state_their_image_ranges(tmp_path):
+    """A merge of images 0..3 and 8..11 says so, rather than "0..7"; adjacent ranges join."""
+    from irad.evaluation.runner import _coalesce
+
+    assert _coalesce([[10, 19], [0, 9], [50, 59]]) == [[0, 19], [50, 59]]
+    run(tmp_path / "a", n_images=4, start=0)
+    run(tmp_path / "b", n_images=4, start=8)
+    merge_results([tmp_path / "a", tmp_path / "b"], tmp_path / "m")
+    assert "images 0..3, 8..11 (n = 8)" in (tmp_path / "m" / "results.md").read_text()
+
+
+def test_transfer_surrogate_is_checked_before_any_attack_runs(tmp_path, spy):
+    with pytest.raises(IradError, match="resnet99"):
+        run(tmp_path, threat_models=["oblivious", "transfer"], surrogate="resnet99")
+    assert spy.attacks == []
 
 
 def test_results_md_states_the_setting_of_its_numbers(tmp_path):

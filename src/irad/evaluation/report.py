@@ -48,14 +48,16 @@ THREAT_MODEL_WORDS = {"oblivious": "attacks crafted on the bare victim, then pur
 
 def setting_line(rows: list[dict[str, Any]]) -> str:
     """What every number of a report belongs to: images, seed, threat model(s) and where the attacks were crafted."""
-    parts = []
-    for dataset, split, start, n, seed in sorted({(r["dataset"], r["split"], r["start"], r["n"], r["seed"])
-                                                  for r in rows}):
-        parts.append(f"{dataset}/{split} images {start}..{start + n - 1} (n = {n}), seed {seed}")
+    def images(r: dict[str, Any]) -> str:  # merged runs may cover several ranges
+        ranges = r.get("image_ranges") or [[r["start"], r["start"] + r["n"] - 1]]
+        return ", ".join(f"{a}..{b}" for a, b in ranges)
+
+    parts = sorted({f"{r.get('dataset', '?')}/{r.get('split', '?')} images {images(r)} (n = {r['n']}), seed "
+                    f"{r.get('seed', '?')}" for r in rows})
     threats = []
     for tm in sorted({r["threat_model"] for r in rows}):
         if tm == "transfer":
-            on = sorted({str(r["crafted_on"]) for r in rows if r["threat_model"] == tm})
+            on = sorted({str(r.get("crafted_on", "the surrogate")) for r in rows if r["threat_model"] == tm})
             threats.append(f"transfer (attacks crafted on the surrogate {', '.join(on)}, then purified)")
         else:
             eot = sorted({r.get("eot_samples") for r in rows if r["threat_model"] == tm and r.get("eot_samples")})

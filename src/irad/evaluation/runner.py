@@ -293,14 +293,21 @@ def _check_specs_up_front(cfg: EvalConfig, get_defense, get_victim, eps: float) 
 
     from ..attacks.base import build_attack  # (the package's name is the one tests count attack runs with)
 
-    for spec in cfg.victims:
+    from ..attacks import THREAT_MODELS
+
+    for spec in cfg.victims + ([cfg.surrogate] if cfg.surrogate else []):
         get_victim(spec)
     for spec in cfg.defenses:
         get_defense(spec)
     stand_in = nn.Sequential(nn.Flatten(), nn.Linear(3, 10)).eval()
     for spec in cfg.attacks:
         name, params = parse_spec(spec)
-        build_attack(name, stand_in, eps=eps, seed=cfg.seed, **params)
+        # the attack as given, and as a threat model may substitute it (e.g. AutoAttack 'rand' for a randomized
+        # defense under full-gradient)
+        names = {name} | {THREAT_MODELS.get(tm).factory().attack_name(name, get_defense(d))
+                          for tm in cfg.threat_models for d in cfg.defenses}
+        for attack_name in sorted(names):
+            build_attack(attack_name, stand_in, eps=eps, seed=cfg.seed, **params)
 
 
 def sanity_checks(rows, cfg: EvalConfig, get_defense, x, y, dev, get_victim=None) -> list[dict[str, Any]]:
@@ -341,11 +348,14 @@ def sanity_checks(rows, cfg: EvalConfig, get_defense, x, y, dev, get_victim=None
         model = defend(victim, get_defense(spec))
         try:
             health = gradient_health(model, x[:8].to(dev), y[:8].to(dev), warn=False)
-        except InputError:  # a defense that refuses gradients (e.g. the real JPEG codec): not a failure, a fact
+        except InputError as err:
+            # a defense that refuses gradients (e.g. the real JPEG codec) is a fact, not a failure ("n/a"); any
+            # other refusal is a failed check
+            refuses_gradients = "not differentiable" in str(err)
             checks.append({"check": "gradients through the defense are finite and non-zero", "defense": spec,
-                           "note": "not differentiable, so no gradient-based attack can go through it: attack it "
-                                   "with the 'bpda' threat model (oblivious and transfer rows do not need its "
-                                   "gradients)", "ok": None})
+                           "note": (f"not differentiable (oblivious and transfer rows do not need its gradients): "
+                                    f"{err}" if refuses_gradients else f"the gradient probe failed: {err}"),
+                           "ok": None if refuses_gradients else False})
             continue
         ok = health["finite"] and health["zero_fraction"] < 0.5
         checks.append({"check": "gradients through the defense are finite and non-zero", "defense": spec, **health,
@@ -358,6 +368,17 @@ def sanity_checks(rows, cfg: EvalConfig, get_defense, x, y, dev, get_victim=None
         if c["ok"] is False and c["check"] != "gradients through the defense are finite and non-zero":
             warnings.warn(f"sanity check failed: {c}", stacklevel=2)
     return checks
+
+
+def _coalesce(ranges: list[list[int]]) -> list[list[int]]:
+    """Sorted inclusive image ranges, adjacent ones joined: [[10, 19], [0, 9], [50, 59]] -> [[0, 19], [50, 59]]."""
+    out: list[list[int]] = []
+    for a, b in sorted(ranges):
+        if out and a <= out[-1][1] + 1:
+            out[-1][1] = max(out[-1][1], b)
+        else:
+            out.append([a, b])
+    return out
 
 
 def merge_results(folders: list[str | Path], out: str | Path) -> list[dict[str, Any]]:
@@ -381,12 +402,14 @@ def merge_results(folders: list[str | Path], out: str | Path) -> list[dict[str, 
                                      f"folder)")
             seen_ranges.setdefault(k, []).append((*span, str(folder)))
             if k not in merged:
-                merged[k] = {**{f: v for f, v in r.items() if f != "images"}, "key": k, "start": span[0]}
+                merged[k] = {**{f: v for f, v in r.items() if f != "images"}, "key": k, "start": span[0],
+                             "image_ranges": [[span[0], span[1] - 1]]}
                 continue
             m = merged[k]
             for f in ("n", "clean_correct", "adv_correct", "evaluations", "asr_num", "asr_den", "attack_seconds"):
                 m[f] += r[f]
             m["start"] = min(m["start"], span[0])
+            m["image_ranges"] = _coalesce([*m["image_ranges"], [span[0], span[1] - 1]])
             m["max_linf"] = max(m["max_linf"], r["max_linf"])
     rows = [_with_rates(r) for r in merged.values()]
     out = Path(out)

@@ -392,3 +392,14 @@ def test_folder_of_one_image_size_keeps_it(tmp_path):
     assert torch.equal(x, torch.from_numpy(arr[:, 4:16]).permute(2, 0, 1).float() / 255.0)
     x, _ = load_dataset("folder", "test", root=tmp_path / "s16", image_size=8)[0]
     assert tuple(x.shape) == (3, 8, 8)
+    # only resize given: the crop takes what the resize leaves (12 x 20 -> 8 x 13 -> centre 8 x 8), no black padding
+    x, _ = load_dataset("folder", "test", root=tmp_path / "wide", resize=8)[0]
+    assert tuple(x.shape) == (3, 8, 8) and float(x.amax(dim=0).eq(0).float().mean()) < 0.05  # padding: black
+
+
+def test_folder_of_large_photos_of_one_size_gets_the_imagenet_crop(tmp_path):
+    """Photos (short side > 256) of one size are not kept at full resolution: resize 256, centre crop 224."""
+    (tmp_path / "a").mkdir()
+    Image.new("RGB", (400, 300), (10, 20, 30)).save(tmp_path / "a" / "0.png")
+    x, _ = load_dataset("folder", "test", root=tmp_path)[0]
+    assert tuple(x.shape) == (3, 224, 224)

@@ -9,10 +9,9 @@ import click
 import numpy as np
 import torch
 
+from ..data.images import IMAGE_SUFFIXES
 from ..errors import InputError
 from .common import common_options, friendly_errors
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 
 
 def _image_files(paths: list[Path]) -> list[Path]:
@@ -80,7 +79,10 @@ def _purifier(defense: str, dataset: str, weights: str | None, device: str, seed
         warnings.simplefilter("always")
         module = load_defense(name, dataset=dataset, device=dev, **params)
     for w in caught:
-        click.echo(f"note: {w.message}", err=True)
+        if "irad" in Path(w.filename).parts:  # irad's own warnings, e.g. weights of another dataset
+            click.echo(f"note: {w.message}", err=True)
+        else:  # another library's warning: shown as it would have been
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     bs = batch_size or 64
 
     def run(batch: torch.Tensor) -> torch.Tensor:

@@ -198,14 +198,16 @@ def _fetch_hint(name: str, base: Path | str) -> str:
 
 def _own_folders_hint(base: Path) -> str:
     """A pointer to ``--dataset folder`` when ``base`` looks like a user's class folders (sub-folders of images)."""
-    suffixes = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
+    from .images import IMAGE_SUFFIXES
+
     try:
-        has_class_folders = any(d.is_dir() and any(f.suffix.lower() in suffixes for f in d.iterdir())
+        has_class_folders = any(d.is_dir() and any(f.suffix.lower() in IMAGE_SUFFIXES for f in d.iterdir())
                                 for d in Path(base).iterdir())
     except OSError:
         return ""
     return ("; it holds class folders of images: to use your own data, add --dataset folder (images keep their size "
-            "when they all share one, else are resized and centre-cropped to 224 x 224)") if has_class_folders else ""
+            "when they all share a small one, else are resized and centre-cropped to 224 x 224)"
+            ) if has_class_folders else ""
 
 
 def _find_npz(base: Path, name: str, split: str) -> Path | None:
@@ -369,6 +371,10 @@ def imagenet(split: str = "test", root=None, download: bool = False, image_size:
     return _split_train_val(ds, split, val_size, spread=not isinstance(ds, ImageDataset))
 
 
+#: the largest short side a ``folder`` dataset keeps as it is; larger images (photos) get ImageNet's 256 -> 224
+MAX_NATIVE_SIZE = 256
+
+
 def _native_size(path: Path) -> int | None:
     """The short side of the images under ``path`` if they all have one size (read from the file headers), else
     None."""
@@ -379,7 +385,7 @@ def _native_size(path: Path) -> int | None:
         try:
             with Image.open(file) as img:
                 sizes.add(img.size)
-        except OSError as exc:
+        except (OSError, Image.DecompressionBombError) as exc:
             raise DataError(f"cannot read the image {file} ({exc}); remove or replace it") from exc
         if len(sizes) > 1:
             return None
@@ -389,8 +395,9 @@ def _native_size(path: Path) -> int | None:
 @DATASETS.register("folder")
 def image_folder(split: str = "test", root=None, download: bool = False, image_size: int | None = None,
                  resize: int | None = None, val_size: int = DEFAULT_VAL_SIZE):
-    """A user's own class folders (``ROOT/<class>/*.png``) at their own size when all images share one (a
-    non-square size is centre-cropped to its short side), else resized and centre-cropped to 224 like ImageNet:
+    """A user's own class folders (``ROOT/<class>/*.png``) at their own size when all images share one with a short
+    side of at most 256 (a non-square size is centre-cropped to its short side), else resized and centre-cropped to
+    224 like ImageNet:
     ``test`` is the whole folder; ``train`` and ``val`` split it in memory (``val``: every k-th image).
 
     ``image_size`` / ``resize`` (the short side before the crop; default: ``image_size``, or 256 for a chosen 224)
@@ -400,9 +407,11 @@ def image_folder(split: str = "test", root=None, download: bool = False, image_s
     path = Path(root)
     if not path.is_dir():
         raise DataError(f"data directory {str(path)!r} does not exist")
+    if image_size is None and resize is not None:
+        image_size = resize  # only the resize given: crop what it leaves, never pad
     native = _native_size(path) if image_size is None else None
-    if native is not None:  # one size for all: keep it (a short side of 224 is not enlarged to 256 first)
-        image_size, resize = native, native if resize is None else resize
+    if native is not None and native <= MAX_NATIVE_SIZE:  # small images of one size: kept as they are
+        image_size, resize = native, native
     image_size = image_size or 224
     if resize is None:
         resize = 256 if image_size == 224 else image_size

@@ -11,6 +11,9 @@ from PIL import Image, UnidentifiedImageError
 from ..errors import InputError
 from ..utils.io import atomic_write
 
+#: file name suffixes read as images (folders, ``irad purify``)
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"})
+
 
 def _is_wide(img: Image.Image) -> bool:
     """16/32-bit integer or float pixels, which ``img.convert("RGB")`` would clip to 255 instead of rescaling."""

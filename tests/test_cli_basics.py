@@ -144,7 +144,7 @@ def test_training_budgets_accept_fractions_like_evaluate():
     assert "[default: 8/255]" in helps and "[default: 2/255]" in helps
 
 
-def test_a_plugin_registers_a_defense_for_every_command(tmp_path):
+def test_a_plugin_registers_a_defense_for_every_command(tmp_path, monkeypatch):
     """`irad --plugin FILE.py` imports the file first, so a defense it registers is listed and usable by name."""
     from PIL import Image
 
@@ -169,6 +169,18 @@ def test_a_plugin_registers_a_defense_for_every_command(tmp_path):
                                    "--defense", "test-plugin-invert"])
     assert res.exit_code == 0, res.output
     assert np.array_equal(np.asarray(Image.open(tmp_path / "out" / "a.png")), 255 - arr)
+    # $IRAD_PLUGINS and --plugin together; a module name is found in the working directory
+    (tmp_path / "other_plugin_mod.py").write_text(
+        "import torch\n"
+        "from irad.defenses import DEFENSES\n\n"
+        "@DEFENSES.register('test-plugin-other')\n"
+        "def other():\n"
+        "    return torch.nn.Identity()\n")
+    monkeypatch.chdir(tmp_path)
+    res = CliRunner().invoke(cli, ["--plugin", "other_plugin_mod", "list", "defenses"],
+                             env={"IRAD_PLUGINS": str(plugin)})
+    assert res.exit_code == 0, res.output
+    assert "test-plugin-invert" in res.output and "test-plugin-other" in res.output
     missing = CliRunner().invoke(cli, ["--plugin", str(tmp_path / "nope.py"), "list", "defenses"])
     assert missing.exit_code == 1 and "does not exist" in missing.output
     (tmp_path / "broken.py").write_text("raise ValueError('boom')\n")

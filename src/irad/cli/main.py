@@ -16,11 +16,15 @@ from .weights_cmd import weights_group
 def load_plugins(specs: list[str]) -> None:
     """Import each plugin: a module name (``mypkg.defenses``) or a ``.py`` file, whose import registers parts with
     the registries (``@DEFENSES.register(...)`` and the like)."""
+    import hashlib
     import importlib
     import importlib.util
+    import os
     import sys
     from pathlib import Path
 
+    if os.getcwd() not in sys.path:  # `irad --plugin my_defenses` finds my_defenses.py in the working directory
+        sys.path.append(os.getcwd())
     for spec in specs:
         try:
             if spec.endswith(".py"):
@@ -28,7 +32,7 @@ def load_plugins(specs: list[str]) -> None:
                 if not path.is_file():
                     raise click.ClickException(f"plugin file {spec!r} does not exist")
                 path = path.resolve()
-                name = f"irad_plugin_{path.stem}_{abs(hash(str(path)))}"
+                name = f"irad_plugin_{path.stem}_{hashlib.sha256(str(path).encode()).hexdigest()[:12]}"
                 if name in sys.modules:  # imported already in this process (registering twice is an error)
                     continue
                 module_spec = importlib.util.spec_from_file_location(name, path)
@@ -49,9 +53,9 @@ def load_plugins(specs: list[str]) -> None:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
 @click.version_option(__version__, prog_name="irad")
-@click.option("--plugin", "plugins", multiple=True, envvar="IRAD_PLUGINS",
+@click.option("--plugin", "plugins", multiple=True,
               help="Import this module (or .py file) first, e.g. one that registers your defense with "
-                   "@DEFENSES.register; repeatable; also $IRAD_PLUGINS (separated by spaces).")
+                   "@DEFENSES.register; repeatable; $IRAD_PLUGINS (separated by spaces) is imported too.")
 def cli(plugins: tuple[str, ...]) -> None:
     """irad: test-time adversarial defense by implicit-representation-driven image resampling (IRAD).
 
@@ -60,7 +64,9 @@ def cli(plugins: tuple[str, ...]) -> None:
 
     Example: irad --plugin my_defenses.py evaluate --defense none --defense my-blur:sigma=0.8
     """
-    load_plugins(list(plugins))
+    import os
+
+    load_plugins(os.environ.get("IRAD_PLUGINS", "").split() + list(plugins))
 
 
 cli.add_command(train)

@@ -459,6 +459,9 @@ def test_per_attack_bars_show_single_rows_never_averages():
     assert math.isnan(bars["irad (ε=8/255)"][1])
     _, single = per_attack_bars([row("none", "fgsm", 8 / 255, 25.0), row("none", "pgd", 8 / 255, 10.0)])
     assert single == {"none": [25.0, 10.0]}  # nothing varies: the series is just the defense
+    # merged runs that differ only in their seed stay two series, neither overwrites the other
+    seeded = [{**row("none", "fgsm", 8 / 255, ra), "seed": seed} for seed, ra in ((0, 25.0), (1, 30.0))]
+    assert per_attack_bars(seeded)[1] == {"none (seed 0)": [25.0], "none (seed 1)": [30.0]}
 
 
 def test_bad_arguments(tmp_path):

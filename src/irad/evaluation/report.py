@@ -132,14 +132,16 @@ def per_attack_bars(rows: list[dict[str, Any]]) -> tuple[list[str], dict[str, li
     and ε where the rows have several) one RA per attack, each exactly one row's (NaN, i.e. no bar, where that
     combination was not run). Nothing is averaged across rows."""
     attacks = sorted({r["attack"] for r in rows})
-    varying = [k for k in ("victim", "threat_model", "eps") if len({r[k] for r in rows}) > 1]
+    varying = [k for k in ("victim", "threat_model", "eps", "dataset", "seed")
+               if len({str(r.get(k)) for r in rows}) > 1]
 
     def label(r: dict[str, Any]) -> str:
-        parts = [f"ε={r['eps'] * 255:g}/255" if k == "eps" else str(r[k]) for k in varying]
+        parts = [f"ε={r['eps'] * 255:g}/255" if k == "eps" else f"seed {r.get(k)}" if k == "seed"
+                 else str(r.get(k)) for k in varying]
         return f"{r['defense']} ({', '.join(parts)})" if parts else str(r["defense"])
 
     bars: dict[str, list[float]] = {}
-    for r in sorted(rows, key=lambda r: (r["defense"], *(str(r[k]) for k in varying))):
+    for r in sorted(rows, key=lambda r: (r["defense"], *(r[k] if k == "eps" else str(r.get(k)) for k in varying))):
         bars.setdefault(label(r), [float("nan")] * len(attacks))[attacks.index(r["attack"])] = float(r["RA"])
     return attacks, bars
 

@@ -81,7 +81,8 @@ def summarise(folder: Path) -> str:
         for v in victims:
             match = [r for r in rows if r["victim"] == v and r["defense"] == d]
             cells.append(" ; ".join(f"{r['SA']:.1f} / {r['RA']:.1f}" for r in match) or "—")
-        sa, ra = paper_figures(preset, d, "autoattack") if preset else (None, None)
+        # only beside rows measured with the preset's own attack and threat model
+        sa, ra = paper_figures(preset, d, rows[0]["attack"], rows[0]["threat_model"]) if preset else (None, None)
         lines.append(f"| `{d}` | " + " | ".join(cells) + f" | {'—' if sa is None else f'{sa:.2f} / {ra:.2f}'} |")
     any_row = rows[0]
     n = sorted({r["n"] for r in rows})

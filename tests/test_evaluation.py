@@ -441,6 +441,17 @@ def test_results_md_states_the_setting_of_its_numbers(tmp_path):
     assert "transfer (attacks crafted on the surrogate resnet32@" in md
 
 
+def test_paper_figures_appear_only_beside_rows_measured_as_the_paper_did():
+    from irad.evaluation.presets import PAPER, paper_figures
+
+    assert paper_figures("table8", "irad", "autoattack", "oblivious") == PAPER["table8"]["irad"]
+    assert paper_figures("table8", "irad", "fgsm", "oblivious") == (None, None)  # another attack
+    assert paper_figures("table8", "irad", "autoattack", "bpda") == (None, None)  # another threat model
+    assert paper_figures("table3", "irad", "pgd:steps=20", "bpda") == PAPER["table3"]["irad"]
+    assert paper_figures("fig4", "irad", "pgd", "oblivious")[1] == 89.94
+    assert paper_figures(None, "irad", "autoattack", "oblivious") == (None, None)
+
+
 def test_per_attack_bars_show_single_rows_never_averages():
     """Each bar is one row's RA: rows at two ε give two series, a combination not run gives no bar (NaN), not 0."""
     from irad.evaluation.report import per_attack_bars

@@ -55,8 +55,20 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-def paper_figures(preset: str | None, defense: str, attack: str) -> tuple[float | None, float | None]:
-    """(SA, RA) the paper reports for this row, if any."""
+def paper_figures(preset: str | None, defense: str, attack: str, threat_model: str | None = None
+                  ) -> tuple[float | None, float | None]:
+    """(SA, RA) the paper reports for this row, if any: only for the preset's own attack and threat model (a preset
+    run with another ``--attack`` or ``--threat-model`` measures something the paper did not)."""
+    spec = PRESETS.get(preset or "")
+    if spec is None:
+        return None, None
+    if preset == "fig4":
+        if attack.split(":")[0] not in FIG4_IRAD:
+            return None, None
+    elif attack not in spec["attacks"]:
+        return None, None
+    if threat_model is not None and threat_model not in spec["threat_models"]:
+        return None, None
     if preset == "fig4":
         ra = {"irad": FIG4_IRAD, "disco": FIG4_DISCO}.get(defense, {}).get(attack.split(":")[0])
         sa = PAPER["table2"].get(defense, (None, None))[0]

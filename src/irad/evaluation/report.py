@@ -32,9 +32,13 @@ def markdown_table(rows: list[dict[str, Any]], preset: str | None = None) -> str
         if r.get("victim_in_training"):
             cells[0] += " †"
         if preset:
-            sa, ra = paper_figures(preset, r["defense"], r["attack"])
+            sa, ra = paper_figures(preset, r["defense"], r["attack"], r["threat_model"])
             cells += ["—" if sa is None else f"{sa:.2f}", "—" if ra is None else f"{ra:.2f}"]
         lines.append("| " + " | ".join(cells) + " |")
+    if preset:
+        lines.append("\nPaper columns: the IRAD paper's figures for the same defense under the preset's own attack and "
+                     "threat model (its victim: a WRN-28-10; its purifiers trained at full scale), for orientation; "
+                     "— where the paper has none or this row's attack or threat model differs.")
     if any(r.get("victim_in_training") for r in rows):
         lines.append("\n† the defense was trained against this classifier (its adversarial pairs or SampleNet loss "
                      "used its gradients): such rows are white-box with respect to training; prefer other victims.")

@@ -441,6 +441,15 @@ def test_results_md_states_the_setting_of_its_numbers(tmp_path):
     assert "transfer (attacks crafted on the surrogate resnet32@" in md
 
 
+def test_rows_record_the_eot_passes_actually_averaged(tmp_path):
+    """BPDA with --eot-samples 2: a randomized defense's row records 2, a deterministic one's none (its passes would
+    all be the same), and the setting line speaks of the randomized defenses only."""
+    rows = by_defense(run(tmp_path, n_images=4, defenses=["none", "bilinear-sv"], threat_models=["bpda"],
+                          eot_samples=2, repeats=1))
+    assert rows["bilinear-sv"]["eot_samples"] == 2 and rows["none"]["eot_samples"] is None
+    assert "EOT over 2 passes for randomized defenses" in (tmp_path / "results.md").read_text()
+
+
 def test_paper_figures_appear_only_beside_rows_measured_as_the_paper_did():
     from irad.evaluation.presets import PAPER, paper_figures
 
@@ -626,8 +635,9 @@ def test_autoattack_rand_with_parameters_is_not_wrapped_in_a_second_eot(tmp_path
     """AutoAttack 'rand' averages 20 passes itself; its parameters must not switch the runner's EOT wrapper on."""
     (row,) = run(tmp_path, n_images=2, defenses=["bilinear-sv"], threat_models=["full-gradient"],
                  attacks=["autoattack:n_iter=2,attacks=['apgd-ce']"])
-    assert row["attack_used"].startswith("autoattack-rand") and row["eot_samples"] == 1
-    assert "(ran autoattack-rand" in (tmp_path / "results.md").read_text()
+    assert row["attack_used"].startswith("autoattack-rand") and row["eot_samples"] is None  # no outer EOT
+    md = (tmp_path / "results.md").read_text()
+    assert "(ran autoattack-rand" in md and "its own 20 EOT samples" in md
 
 
 def test_spec_values_may_be_fractions_and_lists():

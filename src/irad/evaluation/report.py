@@ -66,6 +66,8 @@ def setting_line(rows: list[dict[str, Any]]) -> str:
         else:
             eot = sorted({r.get("eot_samples") for r in rows if r["threat_model"] == tm and r.get("eot_samples")})
             eot_note = f"; EOT over {', '.join(map(str, eot))} passes for randomized defenses" if eot else ""
+            if any(str(r.get("attack_used")).startswith("autoattack-rand") for r in rows if r["threat_model"] == tm):
+                eot_note += "; AutoAttack 'rand' averages its own 20 EOT samples inside APGD"
             threats.append(f"{tm} ({THREAT_MODEL_WORDS.get(tm, tm)}{eot_note})")
     return (f"Setting: {'; '.join(parts)}. Threat model: {'; '.join(threats)}. SA / RA in %; a randomized "
             "defense's figures are the mean over its `repeats` evaluations.")

@@ -253,7 +253,9 @@ def evaluate(cfg: EvalConfig, out: str | Path, data_root=None, device=None, prog
                               stacklevel=2)
             row = {"key": row_key, "victim": victim_name, "defense": defense_spec, "threat_model": tm,
                    "attack": attack_spec, "attack_used": used_attack, "eps": eps, **common, "repeats": reps,
-                   "eot_samples": eot,
+                   # the EOT passes actually averaged (the key keeps the setting): none for a deterministic defense,
+                   # none for AutoAttack 'rand', which runs its own EOT inside APGD
+                   "eot_samples": eot if eot and eot > 1 and is_randomized(defense) else None,
                    "crafted_on": crafted_on, "victim_weights": victim.weights_sha256,
                    "defense_weights": defense_meta.get("sha256"),
                    "victim_in_training": victim_n in trained_against,

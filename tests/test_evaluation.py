@@ -441,6 +441,15 @@ def test_results_md_states_the_setting_of_its_numbers(tmp_path):
     assert "transfer (attacks crafted on the surrogate resnet32@" in md
 
 
+def test_reports_state_that_the_adversarial_examples_stay_in_the_eps_ball(tmp_path):
+    rows = run(tmp_path, n_images=4, attacks=["pgd:steps=2"])
+    assert all(r["max_linf"] <= r["eps"] + 1e-6 for r in rows)  # independently of the check itself
+    checks = json.loads((tmp_path / "results.json").read_text())["sanity"]
+    ball = [c for c in checks if c["check"].startswith("adversarial examples within the ε-ball")]
+    assert len(ball) == 1 and ball[0]["ok"] and ball[0]["rows"] == len(rows)
+    assert "[ok] adversarial examples within the ε-ball (L-inf, up to 1e-06" in (tmp_path / "results.md").read_text()
+
+
 def test_rows_record_the_eot_passes_actually_averaged(tmp_path):
     """BPDA with --eot-samples 2: a randomized defense's row records 2, a deterministic one's none (its passes would
     all be the same), and the setting line speaks of the randomized defenses only."""

@@ -10,6 +10,7 @@ percentages), so runs over disjoint image ranges merge exactly (:func:`merge_res
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import time
 import warnings
@@ -313,11 +314,20 @@ def _check_specs_up_front(cfg: EvalConfig, get_defense, get_victim, eps: float) 
 
 
 def sanity_checks(rows, cfg: EvalConfig, get_defense, x, y, dev, get_victim=None) -> list[dict[str, Any]]:
-    """Checks reported with every run: undefended models fall under AutoAttack, RA does not rise with ε,
-    gradients through each defense are finite and mostly non-zero (else: gradient masking, use BPDA)."""
+    """Checks reported with every run: adversarial examples lie in the ε-ball, undefended models fall under
+    AutoAttack, RA does not rise with ε, gradients through each defense are finite and mostly non-zero (else:
+    gradient masking, use BPDA)."""
     from ..attacks import gradient_health
+    from ..attacks.checks import check_adversarial
 
     checks: list[dict[str, Any]] = []
+    measured = [r for r in rows if "max_linf" in r]
+    if measured:  # every attack is checked (finite, in [0, 1], in the ball) when crafted and when reused from cache
+        tol = inspect.signature(check_adversarial).parameters["tol"].default
+        excess = max(r["max_linf"] - r["eps"] for r in measured)
+        checks.append({"check": f"adversarial examples within the ε-ball (L-inf, up to {tol:g} of float rounding) and "
+                                f"in [0, 1]", "rows": len(measured), "max_excess_over_eps": float(excess),
+                       "ok": excess <= tol})
     for r in rows:
         if r["defense"] == "none" and r["attack"].startswith("autoattack") and r["threat_model"] == "oblivious":
             ok = r["RA"] <= 2.0
@@ -355,8 +365,9 @@ def sanity_checks(rows, cfg: EvalConfig, get_defense, x, y, dev, get_victim=None
             # other refusal is a failed check
             refuses_gradients = "not differentiable" in str(err)
             checks.append({"check": "gradients through the defense are finite and non-zero", "defense": spec,
-                           "note": (f"not differentiable (oblivious and transfer rows do not need its gradients): "
-                                    f"{err}" if refuses_gradients else f"the gradient probe failed: {err}"),
+                           "note": (f"not differentiable (only full-gradient attacks need its gradients; "
+                                    f"oblivious, transfer and BPDA rows do not): {err}" if refuses_gradients
+                                    else f"the gradient probe failed: {err}"),
                            "ok": None if refuses_gradients else False})
             continue
         ok = health["finite"] and health["zero_fraction"] < 0.5

@@ -302,6 +302,9 @@ def test_merge_of_disjoint_ranges_equals_one_run(tmp_path):
             assert m[f] == pytest.approx(w[f]), (d, f)
     assert whole["none"]["evaluations"] == 16
     assert (tmp_path / "merged" / "results.md").is_file() and (tmp_path / "merged" / "results.csv").is_file()
+    md = (tmp_path / "merged" / "results.md").read_text()
+    assert "Merged from 2 runs" in md and "exactly only where the attack and the defense are deterministic" in md
+    assert md.count("defense=bilinear-si") == 2  # each run's sanity checks are carried over
     with pytest.raises(InputError, match="overlap"):
         merge_results([tmp_path / "whole", tmp_path / "b"], tmp_path / "bad")
     with pytest.raises(InputError, match="overlap"):

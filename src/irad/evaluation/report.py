@@ -73,9 +73,12 @@ def setting_line(rows: list[dict[str, Any]]) -> str:
             "defense's figures are the mean over its `repeats` evaluations.")
 
 
-def write_reports(rows: list[dict[str, Any]], out: Path, preset: str | None, sanity: list[dict[str, Any]]) -> None:
+def write_reports(rows: list[dict[str, Any]], out: Path, preset: str | None, sanity: list[dict[str, Any]],
+                  note: str | None = None) -> None:
     out = Path(out)
     md = setting_line(rows) + "\n\n" + markdown_table(rows, preset) if rows else markdown_table(rows, preset)
+    if note:
+        md += "\n" + note + "\n"
     if sanity:
         md += "\nSanity checks:\n\n" + "\n".join(
             f"- [{'ok' if c['ok'] else 'n/a' if c['ok'] is None else 'FAILED'}] {c['check']}: "

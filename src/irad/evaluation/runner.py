@@ -400,8 +400,10 @@ def merge_results(folders: list[str | Path], out: str | Path) -> list[dict[str, 
 
     merged: dict[str, dict[str, Any]] = {}
     seen_ranges: dict[str, list[tuple[int, int]]] = {}
+    sanity: list[dict[str, Any]] = []
     for folder in folders:
         data = json.loads((Path(folder) / "results.json").read_text())
+        sanity += [{**c, "run": str(folder)} for c in data.get("sanity", [])]
         for r in data["rows"]:
             stored = json.loads(r["key"])
             k = _key(**{f: v for f, v in stored.items() if f not in ("start", "n", "images")})
@@ -427,6 +429,12 @@ def merge_results(folders: list[str | Path], out: str | Path) -> list[dict[str, 
     rows = [_with_rates(r) for r in merged.values()]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    atomic_save_json({"merged_from": [str(f) for f in folders], "rows": rows}, out / "results.json")
-    write_reports(rows, out, None, [])
+    atomic_save_json({"merged_from": [str(f) for f in folders], "rows": rows, "sanity": sanity},
+                     out / "results.json")
+    write_reports(rows, out, None, sanity, note=(
+        f"Merged from {len(folders)} runs over disjoint image ranges ({', '.join(map(str, folders))}): counts are "
+        "summed. Attacks with a random start (PGD, AutoAttack) and randomized defenses draw their randomness per "
+        "batch, so this equals one run over the same images exactly only where the attack and the defense are "
+        "deterministic; elsewhere it is the same protocol with other random draws. The sanity checks are each "
+        "run's own."))
     return rows

@@ -520,6 +520,12 @@ def test_a_typo_in_a_later_spec_is_refused_before_any_attack_runs(tmp_path, spy)
         assert spy.attacks == [] and spy.scored == [] and not (tmp_path / match / "results.json").exists()
 
 
+def test_full_gradient_on_a_defense_without_gradients_is_refused_before_any_attack(tmp_path, spy):
+    with pytest.raises(InputError, match="'jpeg' cannot be attacked under the full-gradient threat model"):
+        run(tmp_path, defenses=["none", "jpeg"], threat_models=["full-gradient"])
+    assert spy.attacks == [] and not (tmp_path / "results.json").exists()
+
+
 def test_more_images_than_the_split_holds_is_refused_not_cut(tmp_path):
     """-n beyond the split is an error naming the split's size, not a silently shorter run (whose reports would then
     disagree about n)."""

@@ -195,7 +195,7 @@ def evaluate(cfg: EvalConfig, out: str | Path, data_root=None, device=None, prog
             victims[spec] = load_classifier(name, cfg.dataset, params.get("weights", "default"), device=dev)
         return victims[spec]
 
-    _check_specs_up_front(cfg, get_defense, get_victim, eps_list[0])
+    _check_specs_up_front(cfg, get_defense, get_victim, eps_list[0], x[:1].to(dev))
     jobs = [(v, tm, a, e) for v in cfg.victims for tm in cfg.threat_models for a in cfg.attacks for e in eps_list]
     bar = tqdm(total=len(jobs) * len(cfg.defenses), desc="evaluate", disable=not progress)
     surrogate_model = None
@@ -289,9 +289,10 @@ def _with_rates(row: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def _check_specs_up_front(cfg: EvalConfig, get_defense, get_victim, eps: float) -> None:
-    """Build every victim and defense, and every attack on a stand-in model, before any attack runs: a typo in the
-    last spec is one clear error at once, not after hours of the first rows' attacks."""
+def _check_specs_up_front(cfg: EvalConfig, get_defense, get_victim, eps: float, probe: torch.Tensor) -> None:
+    """Build every victim and defense, and every attack on a stand-in model, and (for the full-gradient threat
+    model) send a gradient through each defense on one image, before any attack runs: a typo or a defense that
+    refuses gradients in the last spec is one clear error at once, not after hours of the first rows' attacks."""
     from torch import nn
 
     from ..attacks.base import build_attack  # (the package's name is the one tests count attack runs with)
@@ -311,6 +312,14 @@ def _check_specs_up_front(cfg: EvalConfig, get_defense, get_victim, eps: float) 
                           for tm in cfg.threat_models for d in cfg.defenses}
         for attack_name in sorted(names):
             build_attack(attack_name, stand_in, eps=eps, seed=cfg.seed, **params)
+    if "full-gradient" in cfg.threat_models:
+        for spec in cfg.defenses:
+            image = probe.clone().requires_grad_(True)
+            try:
+                get_defense(spec)(image).sum().backward()
+            except InputError as err:
+                raise InputError(f"defense {spec!r} cannot be attacked under the full-gradient threat model: "
+                                 f"{err}") from err
 
 
 def sanity_checks(rows, cfg: EvalConfig, get_defense, x, y, dev, get_victim=None) -> list[dict[str, Any]]:

@@ -372,6 +372,26 @@ def test_a_failing_gradient_probe_is_a_failed_check_not_n_a(tmp_path, monkeypatc
     assert len(probe) == 1 and probe[0]["ok"] is False and "labels out of range" in probe[0]["note"]
 
 
+def test_partial_weights_are_flagged(tmp_path):
+    """A defense whose weights' training stopped early (steps_done < steps_planned in its metadata) is a failed
+    check in the report, not a silent row."""
+    name = f"test-partial-{uuid.uuid4().hex[:8]}"
+
+    def partial(dataset="cifar10", **_):
+        module = ConstantImage()
+        module.meta = {"steps_done": 97, "steps_planned": 125}
+        return module
+
+    DEFENSES.register(name)(partial)
+    try:
+        run(tmp_path, n_images=4, defenses=["none", name])
+    finally:
+        DEFENSES._entries.pop(name, None)
+    checks = json.loads((tmp_path / "results.json").read_text())["sanity"]
+    flagged = [c for c in checks if c["check"] == "the defense's weights come from a finished training run"]
+    assert len(flagged) == 1 and flagged[0]["ok"] is False and "step 97 of 125" in flagged[0]["note"]
+
+
 def test_sanity_checks_flag_robust_accuracy_above_standard_accuracy():
     def row(defense, sa, ra):
         return {"victim": "v", "defense": defense, "threat_model": "bpda", "attack": "pgd", "eps": EPS,

@@ -115,7 +115,15 @@ def bench(defenses, batch_sizes, image_size, repeats, reference, weights, precis
     seed_everything(seed)
     dev = resolve_device(device)
     sizes = [int(b) for b in (batch_sizes or "1,64").split(",") if b]
-    click.echo(f"device: {dev}  image: 3x{image_size}x{image_size}")
+    import torch
+
+    from ..benchmarking_reference import device_name
+
+    click.echo(f"device: {device_name(dev)} [{dev}]  torch {torch.__version__}  image: 3x{image_size}x{image_size}"
+               f", random [0, 1] batches")
+    click.echo(f"each row: one warm-up call, then the median of {repeats} timed call(s) in inference mode; peak MiB: "
+               + ("the largest CUDA memory allocated during the warm-up call" if dev.type == "cuda" else
+                  "the process's peak resident memory during the warm-up call (includes its baseline)"))
     width = max(16, *(len(d) + 2 for d in defenses))
     click.echo(f"{'defense':<{width}}{'batch':>7}{'ms/img':>12}{'img/s':>12}{'peak MiB':>10}")
     for spec in defenses:

@@ -132,7 +132,9 @@ def resample_defense(dataset: str = "cifar10", reconstruction: str = "implicit",
     recon = implicit if reconstruction == "implicit" else recon_factory()
     if sampler == "samplenet":
         if samplenet is None:
-            raise WeightsError("the IRAD weights have no SampleNet")
+            raise WeightsError("these weights have no SampleNet (an implicit representation alone): pick another "
+                               "sampler (sampler=identity, si or sv), or train a SampleNet on them with `irad train "
+                               "samplenet` and pass its irad.safetensors")
         if reconstruction != "implicit":
             samplenet.encoder = implicit.encoder
         samp = samplenet

@@ -366,6 +366,12 @@ def sanity_checks(rows, cfg: EvalConfig, get_defense, x, y, dev, get_victim=None
         else:
             victim = get_victim(cfg.victims[0])
     for spec in probed:
+        meta = getattr(get_defense(spec), "meta", None) or {}
+        done, planned = meta.get("steps_done"), meta.get("steps_planned")
+        if done is not None and planned is not None and done < planned:
+            checks.append({"check": "the defense's weights come from a finished training run", "defense": spec,
+                           "note": f"its training stopped at step {done} of {planned} (a --time-limit): partial "
+                                   f"weights; re-run the training command to finish them", "ok": False})
         model = defend(victim, get_defense(spec))
         try:
             health = gradient_health(model, x[:8].to(dev), y[:8].to(dev), warn=False)

@@ -314,8 +314,10 @@ def test_merge_of_disjoint_ranges_equals_one_run(tmp_path):
 def test_merge_keeps_settings_apart_that_differ_beyond_the_image_range(tmp_path):
     run(tmp_path / "a", n_images=4, start=0, repeats=1)
     run(tmp_path / "b", n_images=4, start=4, repeats=2)  # another setting (repeats) on disjoint images
-    merged = merge_results([tmp_path / "a", tmp_path / "b"], tmp_path / "merged")
+    with pytest.warns(UserWarning, match="not combined"):
+        merged = merge_results([tmp_path / "a", tmp_path / "b"], tmp_path / "merged")
     assert sorted(r["n"] for r in merged) == [4, 4]
+    assert "Rows that look alike were NOT combined" in (tmp_path / "merged" / "results.md").read_text()
 
 
 class TrainedAgainstResNet20(ConstantImage):

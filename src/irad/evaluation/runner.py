@@ -442,6 +442,16 @@ def merge_results(folders: list[str | Path], out: str | Path) -> list[dict[str, 
             m["image_ranges"] = _coalesce([*m["image_ranges"], [span[0], span[1] - 1]])
             m["max_linf"] = max(m["max_linf"], r["max_linf"])
     rows = [_with_rates(r) for r in merged.values()]
+    looks = [(r["victim"], r["defense"], r["threat_model"], r["attack"], r["eps"]) for r in rows]
+    apart = sorted({look for look in looks if looks.count(look) > 1}, key=str)
+    apart_note = ""
+    if apart:
+        listed = "; ".join(" / ".join(map(str, look[:4])) for look in apart)
+        apart_note = (f" Rows that look alike were NOT combined, because their runs differ in a setting beyond the "
+                      f"image range (repeats, batch size, seed, EOT or weights; see the rows' keys in results.json): "
+                      f"{listed}.")
+        warnings.warn(f"irad evaluate merge: some rows were not combined (their settings differ): {listed}",
+                      stacklevel=2)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     atomic_save_json({"merged_from": [str(f) for f in folders], "rows": rows, "sanity": sanity},
@@ -451,5 +461,5 @@ def merge_results(folders: list[str | Path], out: str | Path) -> list[dict[str, 
         "summed. Attacks with a random start (PGD, AutoAttack) and randomized defenses draw their randomness per "
         "batch, so this equals one run over the same images exactly only where the attack and the defense are "
         "deterministic; elsewhere it is the same protocol with other random draws. The sanity checks are each "
-        "run's own."))
+        "run's own." + apart_note))
     return rows

@@ -120,8 +120,9 @@ def load_classifier(name: str, dataset: str = "cifar10", weights: str | Path | N
             if not found:
                 raise UnknownNameError(f"no pretrained weights registered for {arch} on {dataset}; available for "
                                        f"{dataset}: {pretrained_names(dataset=dataset) or 'none'}. Train one with "
-                                       f"`irad train classifier --arch {arch}` and pass weights=PATH (from the command line: "
-                                       f"--victim {arch}:weights=PATH), or weights=None for an untrained network.")
+                                       f"`irad train classifier --arch {arch}` and pass weights=PATH (from the "
+                                       f"command line: --victim {arch}:weights=PATH), or weights=None for an "
+                                       f"untrained network.")
             tag = found[0]
         spec, path = resolve_weights(tag)
         if spec.kind != "classifier" or spec.arch != arch or spec.dataset != dataset:

@@ -57,8 +57,9 @@ class JPEG(nn.Module):
         if x.requires_grad and torch.is_grad_enabled():
             raise InputError("the real JPEG codec is not differentiable, so gradients through it would be zero and "
                              "a gradient attack would overstate its robustness; attack it with `--threat-model "
-                             "bpda` (BPDAWrapper), or use kornia's differentiable approximation (Python: load_defense('jpeg', "
-                             "differentiable=True); command line: --defense jpeg:differentiable=True). Run it under torch.no_grad() or on x.detach() to just "
+                             "bpda` (BPDAWrapper), or use kornia's differentiable approximation (Python: "
+                             "load_defense('jpeg', differentiable=True); command line: --defense "
+                             "jpeg:differentiable=True). Run it under torch.no_grad() or on x.detach() to just "
                              "compress images")
         out = []
         for img in (x.detach().clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy():

@@ -86,10 +86,10 @@ def irad_defense(dataset: str = "cifar10", weights: str | Path | None = None, pr
     ``precision``: "fp32" or "bf16" (autocast; for GPUs)."""
     recon, sampler, meta = load_irad_parts(weights, dataset)
     if sampler is None:
-        raise WeightsError("these weights have no SampleNet (an implicit representation alone); use "
-                           "the 'disco' defense with them (Python: load_defense('disco', weights=PATH); command line: --defense "
-                           "disco:weights=PATH, or purify --defense disco --weights PATH), or train a SampleNet on them "
-                           "with `irad train samplenet`")
+        raise WeightsError("these weights have no SampleNet (an implicit representation alone); use the 'disco' "
+                           "defense with them (Python: load_defense('disco', weights=PATH); command line: --defense "
+                           "disco:weights=PATH, or purify --defense disco --weights PATH), or train a SampleNet on "
+                           "them with `irad train samplenet`")
     module = ImageResampler(recon, sampler, precision=precision)
     module.meta = meta
     return module

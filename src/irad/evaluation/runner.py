@@ -448,7 +448,7 @@ def merge_results(folders: list[str | Path], out: str | Path) -> list[dict[str, 
     if apart:
         listed = "; ".join(" / ".join(map(str, look[:4])) for look in apart)
         apart_note = (f" Rows that look alike were NOT combined, because their runs differ in a setting beyond the "
-                      f"image range (repeats, batch size, seed, EOT or weights; see the rows' keys in results.json): "
+                      f"image range (repeats, batch size, seed, EOT or weights: the rows' keys in results.json): "
                       f"{listed}.")
         warnings.warn(f"irad evaluate merge: some rows were not combined (their settings differ): {listed}",
                       stacklevel=2)

@@ -475,6 +475,13 @@ def test_reports_state_that_the_adversarial_examples_stay_in_the_eps_ball(tmp_pa
     assert "[ok] adversarial examples within the ε-ball (L-inf, up to 1e-06" in (tmp_path / "results.md").read_text()
 
 
+def test_report_numbers_keep_their_size():
+    """Tiny values (a float-rounding excess over ε) are not shown as 0.0000."""
+    from irad.evaluation.report import _fmt
+
+    assert (_fmt(2.8e-08), _fmt(0.0065), _fmt(12.5), _fmt(0.0)) == ("2.8e-08", "0.0065", "12.50", "0.00")
+
+
 def test_rows_record_the_eot_passes_actually_averaged(tmp_path):
     """BPDA with --eot-samples 2: a randomized defense's row records 2, a deterministic one's none (its passes would
     all be the same), and the setting line speaks of the randomized defenses only."""

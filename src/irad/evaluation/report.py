@@ -16,7 +16,9 @@ COLUMNS = ["victim", "defense", "threat_model", "attack", "eps", "n", "repeats",
 
 def _fmt(v: Any) -> str:
     if isinstance(v, float):
-        return f"{v:.2f}" if abs(v) >= 0.1 or v == 0 else f"{v:.4f}"
+        if abs(v) >= 0.1 or v == 0:
+            return f"{v:.2f}"
+        return f"{v:.4f}" if abs(v) >= 1e-3 else f"{v:.2g}"  # e.g. a float-rounding excess of 2.8e-08
     return str(v)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -20,8 +20,15 @@ def time_side_by_side(modules: dict[str, torch.nn.Module], x: torch.Tensor, devi
     behind for the next, affects every module alike and their ratio stays fair. Each module is warmed up (and its
     peak memory read: on CPU the process's peak resident set during that call, see :func:`_reset_peak_rss`) before
     the next one first runs."""
-    sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
-    peaks, times = {}, {name: [] for name in modules}
+    sync = device_sync(device)
+    peaks = {}
+
+    def timed(module: torch.nn.Module) -> float:
+        t0 = time.perf_counter()
+        module(x)
+        sync()
+        return time.perf_counter() - t0
+
     with torch.inference_mode():
         for name, module in modules.items():
             if device.type == "cuda":
@@ -31,18 +38,26 @@ def time_side_by_side(modules: dict[str, torch.nn.Module], x: torch.Tensor, devi
             module(x)
             sync()
             peaks[name] = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else _rss_mib()
-        for turn in range(repeats):
-            order = list(modules.items())
-            for name, module in (order if turn % 2 == 0 else order[::-1]):
-                t0 = time.perf_counter()
-                module(x)
-                sync()
-                times[name].append(time.perf_counter() - t0)
-    out = {}
-    for name, ts in times.items():
-        t = sorted(ts)[len(ts) // 2]
-        out[name] = {"ms_per_image": t / len(x) * 1000, "images_per_s": len(x) / t, "peak_mib": peaks[name]}
-    return out
+        medians = interleaved_medians({name: (lambda m=module: timed(m)) for name, module in modules.items()},
+                                      repeats)
+    return {name: {"ms_per_image": t / len(x) * 1000, "images_per_s": len(x) / t, "peak_mib": peaks[name]}
+            for name, t in medians.items()}
+
+
+def device_sync(device: torch.device) -> Callable[[], None]:
+    """A function that waits for ``device``'s queued work (CUDA), so that a timer reads finished work."""
+    return (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
+
+
+def interleaved_medians(calls: dict[str, Callable[[], float]], repeats: int) -> dict[str, float]:
+    """Median of ``repeats`` results (seconds) of each timed call, the calls interleaved in turns whose order flips
+    (A B, B A, A B, ...): a noisy moment of a shared machine, or whatever one call leaves behind for the next,
+    affects every call alike."""
+    times: dict[str, list[float]] = {name: [] for name in calls}
+    for turn in range(repeats):
+        for name in (list(calls) if turn % 2 == 0 else list(calls)[::-1]):
+            times[name].append(calls[name]())
+    return {name: sorted(ts)[len(ts) // 2] for name, ts in times.items()}
 
 
 def time_module(module: torch.nn.Module, batch_size: int, image_size: int, device: torch.device,

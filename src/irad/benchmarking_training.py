@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .benchmarking import device_sync, interleaved_medians
 from .benchmarking_reference import _run_edsr, liif_centres, liif_query
 
 #: relative tolerance of the loss / gradient agreement check, which runs in float64 (in fp32 the gradients, sums
@@ -101,7 +102,7 @@ def time_steps(losses: dict[str, Callable[[], torch.Tensor]], params: list[nn.Pa
     Each side has its own Adam (its state is part of its cost); both train the same ``params``, which only changes
     their values between steps, not the work a step does."""
     opts = {name: torch.optim.Adam(params, lr=lr, betas=(0.0, 0.9)) for name in losses}
-    sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
+    sync = device_sync(device)
 
     def step(name: str) -> float:
         t0 = time.perf_counter()
@@ -113,16 +114,8 @@ def time_steps(losses: dict[str, Callable[[], torch.Tensor]], params: list[nn.Pa
 
     for name in losses:  # the first step warms up allocators and kernels
         step(name)
-    times: dict[str, list[float]] = {name: [] for name in losses}
-    for turn in range(repeats):
-        order = list(losses) if turn % 2 == 0 else list(losses)[::-1]
-        for name in order:
-            times[name].append(step(name))
-    out = {}
-    for name, ts in times.items():
-        t = sorted(ts)[len(ts) // 2]
-        out[name] = {"images_per_s": batch / t, "ms_per_step": t * 1000}
-    return out
+    medians = interleaved_medians({name: (lambda n=name: step(n)) for name in losses}, repeats)
+    return {name: {"images_per_s": batch / t, "ms_per_step": t * 1000} for name, t in medians.items()}
 
 
 def _stages(pair: dict[str, nn.Module], images: torch.Tensor, targets: torch.Tensor, labels: torch.Tensor,

@@ -107,18 +107,16 @@ def bench(defenses, batch_sizes, image_size, repeats, reference, weights, precis
             raise click.exceptions.Exit(status)
         return
 
+    import torch
+
     from ..benchmarking import time_module
-    from ..defenses import load_defense
-    from ..evaluation.config import parse_spec
+    from ..benchmarking_reference import device_name
+    from ..evaluation.config import load_defense_spec
     from ..utils import resolve_device, seed_everything
 
     seed_everything(seed)
     dev = resolve_device(device)
     sizes = [int(b) for b in (batch_sizes or "1,64").split(",") if b]
-    import torch
-
-    from ..benchmarking_reference import device_name
-
     click.echo(f"device: {device_name(dev)} [{dev}]  torch {torch.__version__}  image: 3x{image_size}x{image_size}"
                f", random [0, 1] batches")
     click.echo(f"each row: one warm-up call, then the median of {repeats} timed call(s) in inference mode; peak MiB: "
@@ -127,8 +125,7 @@ def bench(defenses, batch_sizes, image_size, repeats, reference, weights, precis
     width = max(16, *(len(d) + 2 for d in defenses))
     click.echo(f"{'defense':<{width}}{'batch':>7}{'ms/img':>12}{'img/s':>12}{'peak MiB':>10}")
     for spec in defenses:
-        name, params = parse_spec(spec)
-        module = load_defense(name, device=dev, **params)
+        module = load_defense_spec(spec, device=dev)
         for bs in sizes:
             r = time_module(module, bs, image_size, dev, repeats)
             click.echo(f"{spec:<{width}}{bs:>7}{r['ms_per_image']:>12.3f}{r['images_per_s']:>12.1f}"

@@ -77,7 +77,6 @@ def train_classifier_cmd(arch, dataset, epochs, lr, weight_decay, label_smoothin
     """Train a classifier; writes OUT/ARCH-DATASET.safetensors with a JSON sidecar."""
     from ..training.classifier import ClassifierRecipe, train_classifier
 
-
     recipe = ClassifierRecipe(arch=arch, dataset=dataset, epochs=epochs, batch_size=batch_size or 512, lr=lr,
                               weight_decay=weight_decay, label_smoothing=label_smoothing, train_limit=train_limit,
                               val_size=val_size, seed=seed)
@@ -107,7 +106,6 @@ def train_pairs_cmd(surrogate, surrogate_weights, dataset, split, eps, alpha, st
     import sys
 
     from ..training.pairs import PairsConfig, craft_pairs
-
 
     cfg = PairsConfig(surrogate, surrogate_weights, dataset, split, eps, alpha, steps, limit, shard_size, val_size,
                       seed)
@@ -150,7 +148,6 @@ def train_implicit_cmd(task, pairs, val_pairs, dataset, epochs, lr, queries, enc
     """Train the implicit representation (EDSR encoder + MLP decoder) on one of the five tasks."""
     from ..training.implicit import ImplicitConfig, train_implicit
 
-
     cfg = ImplicitConfig(task=task, dataset=dataset, pairs=pairs, val_pairs=val_pairs, epochs=epochs,
                          batch_size=batch_size or 128, lr=lr, queries=queries, n_resblocks=encoder_blocks,
                          n_feats=features, train_limit=train_limit, val_size=val_size, val_images=val_images,
@@ -182,7 +179,6 @@ def train_samplenet_cmd(implicit_weights, pairs, val_pairs, surrogate, surrogate
                         batch_size, data_root) -> None:
     """Train SampleNet with the implicit representation frozen; writes OUT/irad.safetensors."""
     from ..training.samplenet import SampleNetConfig, train_samplenet
-
 
     cfg = SampleNetConfig(implicit=implicit_weights, pairs=pairs, val_pairs=val_pairs, surrogate=surrogate,
                           surrogate_weights=surrogate_weights, dataset=dataset, epochs=epochs,
@@ -216,7 +212,6 @@ def train_stl_cmd(dataset, atoms, size, lam, lowpass, iterations, train_iteratio
                   val_images, val_size, eval_every, out, device, seed, batch_size, data_root) -> None:
     """Learn the convolutional dictionary of the STL baseline (Sun et al. 2019); writes OUT/stl.safetensors."""
     from ..training.stl import STLConfig, train_stl
-
 
     cfg = STLConfig(dataset=dataset, atoms=atoms, size=size, lam=lam, lowpass=lowpass, iterations=iterations,
                     train_iterations=train_iterations, images=images, steps=steps, batch_size=batch_size or 32,
@@ -254,7 +249,6 @@ def train_nrp_cmd(dataset, width, blocks, feature_net, feature_weights, feature_
                   device, seed, batch_size, data_root) -> None:
     """Train the purifier of the NRP baseline (Naseer et al. 2020); writes OUT/nrp.safetensors."""
     from ..training.nrp import NRPConfig, train_nrp
-
 
     cfg = NRPConfig(dataset=dataset, width=width, blocks=blocks, feature_net=feature_net,
                     feature_weights=feature_weights, feature_layer=feature_layer, eps=eps, ssp_steps=ssp_steps,
@@ -302,7 +296,6 @@ def train_diffusion_cmd(dataset, channels, mults, blocks, dropout, t_min, t_max,
                         val_images, val_size, eval_every, out, device, seed, batch_size, data_root) -> None:
     """Train the score model of the DiffPure baseline (Nie et al. 2022); writes OUT/diffpure.safetensors."""
     from ..training.diffusion import DiffusionConfig, train_diffusion
-
 
     cfg = DiffusionConfig(dataset=dataset, channels=channels, mults=mults, blocks=blocks, dropout=dropout,
                           t_min=t_min, t_max=t_max, images=images, steps=steps, batch_size=batch_size or 64, lr=lr,

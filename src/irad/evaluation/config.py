@@ -27,6 +27,22 @@ def parse_spec(text: str) -> tuple[str, dict[str, Any]]:
     return name.strip(), params
 
 
+def load_defense_spec(spec: str, **kwargs: Any) -> Any:
+    """``load_defense`` of a spec such as ``"jpeg:quality=20"`` (its parameters added to ``kwargs``)."""
+    from ..defenses import load_defense
+
+    name, params = parse_spec(spec)
+    return load_defense(name, **kwargs, **params)
+
+
+def load_classifier_spec(spec: str, dataset: str, device: Any) -> Any:
+    """``load_classifier`` of a spec such as ``"resnet20"`` or ``"resnet56:weights=PATH"`` (default weights)."""
+    from ..classifiers import load_classifier
+
+    name, params = parse_spec(spec)
+    return load_classifier(name, dataset, params.get("weights", "default"), device=device)
+
+
 def _split_top_level(text: str) -> list[str]:
     """Split on commas outside brackets and quotes; empty items are dropped."""
     items, depth, quote, start = [], 0, "", 0

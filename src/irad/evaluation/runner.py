@@ -22,13 +22,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..classifiers import load_classifier
 from ..data.datasets import dataset_info, first_batch, load_dataset
-from ..defenses import defend, is_randomized, load_defense
+from ..defenses import defend, is_randomized
 from ..errors import InputError
 from ..utils import atomic_save_json, resolve_device, seed_everything
 from ..utils.io import atomic_write
-from .config import EvalConfig, parse_spec, spec_label
+from .config import EvalConfig, load_classifier_spec, load_defense_spec, parse_spec, spec_label
 
 ADAPTIVE = ("bpda", "full-gradient")
 
@@ -171,8 +170,7 @@ def evaluate(cfg: EvalConfig, out: str | Path, data_root=None, device=None, prog
 
     def get_defense(spec: str) -> torch.nn.Module:
         if spec not in defenses:
-            name, params = parse_spec(spec)
-            defenses[spec] = load_defense(name, dataset=cfg.dataset, device=dev, **params)
+            defenses[spec] = load_defense_spec(spec, dataset=cfg.dataset, device=dev)
         return defenses[spec]
 
     def score(victim, defense_spec: str, images: torch.Tensor) -> np.ndarray:
@@ -189,24 +187,20 @@ def evaluate(cfg: EvalConfig, out: str | Path, data_root=None, device=None, prog
 
     victims: dict[str, torch.nn.Module] = {}
 
-    def get_victim(spec: str) -> torch.nn.Module:
+    def get_victim(spec: str) -> torch.nn.Module:  # victims, and the transfer threat model's surrogate
         if spec not in victims:
-            name, params = parse_spec(spec)
-            victims[spec] = load_classifier(name, cfg.dataset, params.get("weights", "default"), device=dev)
+            victims[spec] = load_classifier_spec(spec, cfg.dataset, dev)
         return victims[spec]
 
     _check_specs_up_front(cfg, get_defense, get_victim, eps_list[0], x[:1].to(dev))
     jobs = [(v, tm, a, e) for v in cfg.victims for tm in cfg.threat_models for a in cfg.attacks for e in eps_list]
     bar = tqdm(total=len(jobs) * len(cfg.defenses), desc="evaluate", disable=not progress)
-    surrogate_model = None
+    surrogate_model = get_victim(cfg.surrogate) if cfg.surrogate else None  # built by the check above
     current_keys: list[str] = []
     for victim_name, tm, attack_spec, eps in jobs:
         victim_n = parse_spec(victim_name)[0]
         victim = get_victim(victim_name)
         threat = THREAT_MODELS.get(tm).factory()
-        if tm == "transfer" and surrogate_model is None:
-            s_n, s_p = parse_spec(cfg.surrogate)
-            surrogate_model = load_classifier(s_n, cfg.dataset, s_p.get("weights", "default"), device=dev)
         victim_id = f"{victim_name}@{_short(victim.weights_sha256)}"
         for defense_spec in cfg.defenses:
             defense = get_defense(defense_spec)
@@ -360,11 +354,7 @@ def sanity_checks(rows, cfg: EvalConfig, get_defense, x, y, dev, get_victim=None
             checks.append({"check": "RA does not rise with eps", "group": list(key), "ok": ok})
     probed = [spec for spec in cfg.defenses if spec != "none"]
     if probed:
-        if get_victim is None:
-            victim_n, victim_p = parse_spec(cfg.victims[0])
-            victim = load_classifier(victim_n, cfg.dataset, victim_p.get("weights", "default"), device=dev)
-        else:
-            victim = get_victim(cfg.victims[0])
+        victim = (get_victim or (lambda spec: load_classifier_spec(spec, cfg.dataset, dev)))(cfg.victims[0])
     for spec in probed:
         meta = getattr(get_defense(spec), "meta", None) or {}
         done, planned = meta.get("steps_done"), meta.get("steps_planned")

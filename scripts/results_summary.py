@@ -108,6 +108,10 @@ def summarise(folder: Path) -> str:
 
 def main() -> None:
     root = Path(sys.argv[1] if len(sys.argv) > 1 else "results")
+    print("Every table below is one run of `scripts/readme_tables.sh STEP` on the project's 2-core CPU (its "
+          "setting in the note under it), condensed by `python scripts/results_summary.py results`. The runs were "
+          "made over several sessions; the README's Results section says which session measured which table and "
+          "which were not re-measured since.\n")
     for name, title in TITLES.items():
         if (root / name / "results.json").is_file():
             print(f"#### {title}\n\n{summarise(root / name)}")

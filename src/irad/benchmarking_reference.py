@@ -141,6 +141,8 @@ class ReferenceIRAD(nn.Module):
         recon = resampler.reconstruction
         self.encoder = recon.encoder
         decoder = recon.decoder
+        if getattr(recon, "residual", False):
+            raise ValueError("the reference implements the paper's LIIF; this implicit representation is residual")
         for flag in ("feat_unfold", "cell_decode", "local_ensemble"):
             if not getattr(decoder, flag, True):
                 raise ValueError(f"the reference implements the paper's LIIF (all options on); {flag} is off")

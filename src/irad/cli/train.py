@@ -49,6 +49,31 @@ def _report(weights) -> None:
         click.echo(note)
 
 
+class _Betas(click.ParamType):
+    """Adam's two betas as ``B1,B2`` (checked to lie in [0, 1) by the trainers)."""
+
+    name = "B1,B2"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, tuple):
+            return value
+        try:
+            b1, b2 = (float(v) for v in str(value).split(","))
+        except ValueError:
+            self.fail(f"{value!r} is not two numbers B1,B2 (e.g. 0.9,0.999)", param, ctx)
+        return (b1, b2)
+
+
+BETAS = _Betas()
+
+
+def _folders(values: tuple[str, ...]) -> str | list[str] | None:
+    """A repeated folder option as the config stores it: None, one folder, or a list of several."""
+    if not values:
+        return None
+    return values[0] if len(values) == 1 else list(values)
+
+
 def val_images(default: int, what: str):
     return click.option("--val-images", type=click.IntRange(min=1), default=default,
                         help=f"Validation images for the {what} log.")
@@ -121,19 +146,28 @@ def train_pairs_cmd(surrogate, surrogate_weights, dataset, split, eps, alpha, st
 @click.option("--task", default="adversarial-denoising",
               type=click.Choice(["clean2clean", "super-resolution", "inpainting", "gaussian-denoising",
                                  "adversarial-denoising"]))
-@click.option("--pairs", type=click.Path(file_okay=False), default=None, help="Training pairs (adversarial task).")
-@click.option("--val-pairs", type=click.Path(file_okay=False), default=None, help="Validation pairs.")
+@click.option("--pairs", type=click.Path(file_okay=False), multiple=True,
+              help="Training pairs (adversarial task); repeat to train on several folders (e.g. two surrogates).")
+@click.option("--val-pairs", type=click.Path(file_okay=False), multiple=True,
+              help="Validation pairs; repeat to also log val_psnr@FOLDER for further folders.")
 @click.option("--dataset", default="cifar10")
 @click.option("--epochs", type=float, default=1.0, help="May be fractional.")
 @click.option("--lr", type=float, default=1e-4)
+@click.option("--betas", type=BETAS, default="0,0.9", show_default=True, help="Adam's betas (paper: 0,0.9).")
 @click.option("--queries", type=click.IntRange(min=1), default=None,
               help="Target pixels queried per image (default: all, as in the paper).")
+@click.option("--crop", type=click.IntRange(min=1), default=None,
+              help="Train on random CROP x CROP patches of each image, all their pixels queried (LIIF's patches).")
+@click.option("--residual", is_flag=True, default=False,
+              help="Predict a correction added to the input instead of the colour (a recipe-study variant).")
 @click.option("--encoder-blocks", type=click.IntRange(min=1), default=16, help="EDSR residual blocks (paper: 16).")
 @click.option("--features", type=click.IntRange(min=1), default=64, help="EDSR features (paper: 64).")
 @click.option("--train-limit", type=click.IntRange(min=1), default=None)
 @click.option("--val-size", type=click.IntRange(min=1), default=5000)
 @click.option("--val-images", type=click.IntRange(min=1), default=500)
 @click.option("--checkpoint-every", type=click.IntRange(min=1), default=50)
+@click.option("--val-every", type=click.IntRange(min=1), default=None,
+              help="Validate every N steps as well as at each epoch end (learning curves).")
 @click.option("--amp/--no-amp", default=False, help="bf16 autocast (GPU).")
 @click.option("--init", "init_weights", type=click.Path(dir_okay=False, exists=True), default=None,
               help="Warm start from an implicit/IRAD weight file (continues an earlier run with a new schedule).")
@@ -142,16 +176,17 @@ def train_pairs_cmd(surrogate, surrogate_weights, dataset, split, eps, alpha, st
 @downloadable
 @common_options
 @friendly_errors
-def train_implicit_cmd(task, pairs, val_pairs, dataset, epochs, lr, queries, encoder_blocks, features, train_limit,
-                       val_size, val_images, checkpoint_every, amp, init_weights, out, time_limit, device,
-                       seed, batch_size, data_root) -> None:
+def train_implicit_cmd(task, pairs, val_pairs, dataset, epochs, lr, betas, queries, crop, residual, encoder_blocks,
+                       features, train_limit, val_size, val_images, checkpoint_every, val_every, amp, init_weights,
+                       out, time_limit, device, seed, batch_size, data_root) -> None:
     """Train the implicit representation (EDSR encoder + MLP decoder) on one of the five tasks."""
     from ..training.implicit import ImplicitConfig, train_implicit
 
-    cfg = ImplicitConfig(task=task, dataset=dataset, pairs=pairs, val_pairs=val_pairs, epochs=epochs,
-                         batch_size=batch_size or 128, lr=lr, queries=queries, n_resblocks=encoder_blocks,
-                         n_feats=features, train_limit=train_limit, val_size=val_size, val_images=val_images,
-                         checkpoint_every=checkpoint_every, amp=amp, init=init_weights, seed=seed)
+    cfg = ImplicitConfig(task=task, dataset=dataset, pairs=_folders(pairs), val_pairs=_folders(val_pairs),
+                         epochs=epochs, batch_size=batch_size or 128, lr=lr, betas=betas, queries=queries, crop=crop,
+                         residual=residual, n_resblocks=encoder_blocks, n_feats=features, train_limit=train_limit,
+                         val_size=val_size, val_images=val_images, checkpoint_every=checkpoint_every,
+                         val_every=val_every, amp=amp, init=init_weights, seed=seed)
     _report(train_implicit(cfg, out, data_root=data_root, device=device, time_limit_min=time_limit))
 
 

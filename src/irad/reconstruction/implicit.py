@@ -260,15 +260,22 @@ def _grid_like(n: int, h: int, w: int, ref: torch.Tensor) -> torch.Tensor:
 
 
 class _ImplicitImage(ContinuousImage):
-    def __init__(self, images: torch.Tensor, features: torch.Tensor, decoder: LocalEnsembleMLP) -> None:
+    def __init__(self, images: torch.Tensor, features: torch.Tensor, decoder: LocalEnsembleMLP,
+                 residual: bool = False) -> None:
         super().__init__(images, features)
-        self.decoder = decoder
+        self.decoder, self.residual = decoder, residual
 
     def query(self, coords: torch.Tensor, cell: torch.Tensor | None = None) -> torch.Tensor:
-        return self.decoder(self.features, coords, cell) * 0.5 + 0.5
+        out = self.decoder(self.features, coords, cell) * 0.5
+        if not self.residual:
+            return out + 0.5
+        from .interpolation import BilinearReconstruction
+
+        return out + BilinearReconstruction()(self.images).query(coords).to(out.dtype)
 
     def query_grid(self) -> torch.Tensor:
-        return self.decoder.at_grid(self.features) * 0.5 + 0.5  # one MLP pass per pixel, see at_grid
+        out = self.decoder.at_grid(self.features) * 0.5  # one MLP pass per pixel, see at_grid
+        return out + (self.images.to(out.dtype) if self.residual else 0.5)
 
 
 class LIIFDecoder(LocalEnsembleMLP):
@@ -280,13 +287,25 @@ class LIIFDecoder(LocalEnsembleMLP):
 
 @RECONSTRUCTIONS.register("implicit")
 class ImplicitReconstruction(Reconstruction):
-    """RECONS = LIIF: F = FEAT(I); φ(u, v) = Σ_k ω_k MLP(F_k, dist([u, v], k), cell) (Eq. 9)."""
+    """RECONS = LIIF: F = FEAT(I); φ(u, v) = Σ_k ω_k MLP(F_k, dist([u, v], k), cell) (Eq. 9).
 
-    def __init__(self, n_resblocks: int = 16, n_feats: int = 64, hidden: tuple[int, ...] = (256, 256, 256, 256)):
+    ``residual=True`` (not the paper's; a variant of the recipe study, docs/training/recipe-study) predicts a
+    correction instead: φ(u, v) = bilinear(I)(u, v) + MLP-ensemble(u, v) / 2.
+    """
+
+    def __init__(self, n_resblocks: int = 16, n_feats: int = 64, hidden: tuple[int, ...] = (256, 256, 256, 256),
+                 residual: bool = False):
         super().__init__()
         self.config = {"n_resblocks": n_resblocks, "n_feats": n_feats, "hidden": list(hidden)}
+        if residual:  # only recorded when set, so the spec of every plain-LIIF weight file stays as it was
+            self.config["residual"] = True
+        self.residual = residual
         self.encoder = EDSREncoder(n_resblocks, n_feats)
         self.decoder = LIIFDecoder(n_feats, tuple(hidden))
 
     def forward(self, images: torch.Tensor) -> ContinuousImage:
-        return _ImplicitImage(images, self.encoder(images), self.decoder)
+        return self.from_features(images, self.encoder(images))
+
+    def from_features(self, images: torch.Tensor, features: torch.Tensor) -> ContinuousImage:
+        """φ of ``images`` whose encoder features ``features`` = FEAT(images) were computed already."""
+        return _ImplicitImage(images, features, self.decoder, self.residual)

@@ -29,13 +29,15 @@ from .tasks import TASKS, Task, TaskBatch, sample_queries
 class ImplicitConfig:
     task: str = "adversarial-denoising"
     dataset: str = "cifar10"
-    pairs: str | None = None  # folder of training pairs (adversarial denoising)
-    val_pairs: str | None = None  # folder of validation pairs
+    pairs: str | list[str] | None = None  # folder(s) of training pairs (adversarial denoising), used together
+    val_pairs: str | list[str] | None = None  # folder(s) of validation pairs; the first gives val_psnr
     epochs: float = 1.0  # fractional epochs allowed (CPU budgets)
     batch_size: int = 128
     lr: float = 1e-4
     betas: tuple[float, float] = (0.0, 0.9)
     queries: int | None = None  # target pixels per image; None = all (the paper)
+    crop: int | None = None  # train on random crop x crop patches (all their pixels queried); None = whole images
+    residual: bool = False  # predict a correction added to the (bilinear) input instead of the colour (not LIIF)
     n_resblocks: int = 16
     n_feats: int = 64
     hidden: list[int] = field(default_factory=lambda: [256, 256, 256, 256])
@@ -43,30 +45,55 @@ class ImplicitConfig:
     val_size: int = 5000
     val_images: int = 500
     checkpoint_every: int = 50
+    val_every: int | None = None  # validate every k steps as well as at each epoch end
     amp: bool = False  # bf16 autocast (GPU recipe); fp32 otherwise
     init: str | None = None  # warm start: an implicit/IRAD weight file whose reconstruction.* tensors start φ
     seed: int = 0
 
 
-class _Source:
-    """Clean (and adversarial) training images, from pairs or from a dataset split."""
+def as_folders(pairs: str | list[str] | tuple[str, ...] | None) -> list[str]:
+    """``--pairs`` / ``--val-pairs`` as a list of folders (one folder may be given as a plain string)."""
+    if pairs is None:
+        return []
+    return [pairs] if isinstance(pairs, (str, Path)) else [str(p) for p in pairs]
 
-    def __init__(self, pairs: str | None, dataset: str, split: str, data_root, val_size: int, limit: int | None):
-        self.pairs = AdversarialPairs(pairs, data_root) if pairs else None
-        if self.pairs is None:
+
+class _Source:
+    """Clean (and adversarial) training images, from pair folders (concatenated) or from a dataset split."""
+
+    def __init__(self, pairs: str | list[str] | None, dataset: str, split: str, data_root, val_size: int,
+                 limit: int | None):
+        folders = as_folders(pairs)
+        self.pairs = [AdversarialPairs(f, data_root) for f in folders]
+        if not self.pairs:
             ds = load_dataset(dataset, split, root=data_root, val_size=val_size)
             if not isinstance(ds, ImageDataset):
                 raise DataError("implicit training needs an in-memory dataset (.npz or torchvision CIFAR folders)")
             self.ds = ds
-        n = len(self.pairs) if self.pairs is not None else len(self.ds)
+        if self.pairs:
+            self.clean = np.concatenate([p.clean for p in self.pairs])
+            self.adv = np.concatenate([p.adv for p in self.pairs])
+        else:
+            self.clean, self.adv = self.ds.images, None
+        n = len(self.clean)
         self.n = n if limit is None else min(n, limit)
 
     def batch(self, idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor | None]:
-        if self.pairs is not None:
-            clean, adv, _ = self.pairs.batch(idx)
-            return clean, adv
-        x = torch.from_numpy(self.ds.images[idx]).permute(0, 3, 1, 2).float().div_(255.0)
-        return x, None
+        to_t = lambda a: torch.from_numpy(a[idx]).permute(0, 3, 1, 2).float().div_(255.0)  # noqa: E731
+        return to_t(self.clean), None if self.adv is None else to_t(self.adv)
+
+
+def random_crops(images: list[torch.Tensor | None], size: int, gen: torch.Generator) -> list[torch.Tensor | None]:
+    """The same random ``size`` x ``size`` window of each image in every tensor of ``images`` (N x C x H x W,
+    aligned; None entries pass through), one window per image."""
+    ref = next(t for t in images if t is not None)
+    n, _, h, w = ref.shape
+    if size > min(h, w):
+        raise InputError(f"--crop {size} is larger than the {h} x {w} training images; use --crop <= {min(h, w)}")
+    tops = torch.randint(0, h - size + 1, (n,), generator=gen).tolist()
+    lefts = torch.randint(0, w - size + 1, (n,), generator=gen).tolist()
+    return [None if t is None else torch.stack([t[i, :, a:a + size, b:b + size] for i, (a, b) in
+                                                enumerate(zip(tops, lefts))]) for t in images]
 
 
 def l1_on_batch(model: ImplicitReconstruction, batch: TaskBatch) -> torch.Tensor:
@@ -93,6 +120,17 @@ def validation_psnr(model: ImplicitReconstruction, task, source: _Source, n: int
     return {"val_psnr": -10 * mse_out / count, "val_input_psnr": -10 * mse_in / count if mse_in else float("nan")}
 
 
+def validate_all(model: ImplicitReconstruction, task, sources: list[tuple[str, _Source]], n: int,
+                 device) -> dict[str, float]:
+    """:func:`validation_psnr` on the first validation source as ``val_psnr`` / ``val_input_psnr``, and on each
+    further one (pairs of other surrogates) as ``val_psnr@NAME`` / ``val_input_psnr@NAME``."""
+    out: dict[str, float] = {}
+    for i, (name, source) in enumerate(sources):
+        scores = validation_psnr(model, task, source, n, device)
+        out.update(scores if i == 0 else {f"{k}@{name}": v for k, v in scores.items()})
+    return out
+
+
 def check_pair_options(cfg: ImplicitConfig, task: Task) -> None:
     """A task on adversarial pairs (§4.2: adversarial denoising) needs --pairs and --val-pairs from disjoint splits
     (:func:`~irad.training.pairs.check_pair_splits`); any other task refuses them rather than ignore them."""
@@ -107,7 +145,9 @@ def check_pair_options(cfg: ImplicitConfig, task: Task) -> None:
         raise InputError(f"task {cfg.task!r} needs --pairs DIR (make them with `irad train pairs`)")
     if not cfg.val_pairs:
         raise InputError("adversarial denoising needs --val-pairs DIR (pairs crafted on the val split)")
-    check_pair_splits(cfg.pairs, cfg.val_pairs, cfg.dataset)
+    for train_folder in as_folders(cfg.pairs):
+        for val_folder in as_folders(cfg.val_pairs):
+            check_pair_splits(train_folder, val_folder, cfg.dataset)
 
 
 def train_implicit(cfg: ImplicitConfig, out: str | Path, data_root=None, device=None, command: list[str] | None = None,
@@ -120,9 +160,15 @@ def train_implicit(cfg: ImplicitConfig, out: str | Path, data_root=None, device=
     run = RunDir(out, command)
     seed_everything(cfg.seed)
     train = _Source(cfg.pairs, cfg.dataset, "train", data_root, cfg.val_size, cfg.train_limit)
-    val = _Source(cfg.val_pairs, cfg.dataset, "val", data_root, cfg.val_size, cfg.val_images)
+    if cfg.crop is not None and cfg.crop > min(train.clean.shape[1:3]):
+        h, w = train.clean.shape[1:3]
+        raise InputError(f"--crop {cfg.crop} is larger than the {h} x {w} training images; use --crop <= {min(h, w)}")
+    val_folders = as_folders(cfg.val_pairs)
+    vals = ([(Path(f).name, _Source(f, cfg.dataset, "val", data_root, cfg.val_size, cfg.val_images))
+             for f in val_folders] if val_folders else
+            [("val", _Source(None, cfg.dataset, "val", data_root, cfg.val_size, cfg.val_images))])
 
-    model = ImplicitReconstruction(cfg.n_resblocks, cfg.n_feats, tuple(cfg.hidden)).to(dev)
+    model = ImplicitReconstruction(cfg.n_resblocks, cfg.n_feats, tuple(cfg.hidden), cfg.residual).to(dev)
     start_record = {"device": str(dev), "train_images": train.n}
     if cfg.init:
         start_record["init_sha256"] = warm_start(model, cfg.init)
@@ -132,13 +178,15 @@ def train_implicit(cfg: ImplicitConfig, out: str | Path, data_root=None, device=
         clean, adv = train.batch(idx)
         if torch.rand((), generator=gen) < 0.5:  # horizontal flip, the same for the pair
             clean, adv = clean.flip(-1), None if adv is None else adv.flip(-1)
+        if cfg.crop is not None:
+            clean, adv = random_crops([clean, adv], cfg.crop, gen)
         batch = task(clean.to(dev), None if adv is None else adv.to(dev), gen)
         batch = sample_queries(batch, cfg.queries, gen)
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.amp):
             return l1_on_batch(model, batch)
 
     done = train_steps(run, cfg, model, opt, train.n, loss_fn,
-                       lambda: validation_psnr(model, task, val, cfg.val_images, dev), "train_l1",
+                       lambda: validate_all(model, task, vals, cfg.val_images, dev), "train_l1",
                        f"implicit/{cfg.task}", progress, start_record, time_limit_s)
     path = run.path / f"implicit-{cfg.task}.safetensors"
     save_resampler_weights(model, None, path, {"task": cfg.task, "dataset": cfg.dataset, "implicit_config":

@@ -32,11 +32,15 @@ def train_steps(run: RunDir, cfg: Any, module: torch.nn.Module, opt: torch.optim
     steps and at each epoch end, where ``validate()`` runs.
     ``time_limit_s`` (wall clock, this call only) ends the run early but cleanly: it validates, checkpoints and
     logs a ``time-limit`` event, so the caller can export the weights and the same command later continues the run.
+    ``cfg.val_every`` (optional, steps) validates more often than once an epoch, at a checkpoint. Every record logs
+    ``images_seen`` and ``train_s``: seconds spent in training steps so far (validation and checkpoints excluded,
+    summed over resumed runs), the x-axis on which recipes of different speed compare at equal compute.
     """
     deadline = None if time_limit_s is None else time.monotonic() + time_limit_s
     steps_per_epoch = math.ceil(n_items / cfg.batch_size)
     total_steps = max(1, round(cfg.epochs * steps_per_epoch))
-    step = 0
+    step, train_s = 0, 0.0
+    val_every = getattr(cfg, "val_every", None)
     ckpt = run.load_checkpoint()
     if ckpt is not None:
         changed = _changed_settings(ckpt["config"], cfg)
@@ -45,7 +49,7 @@ def train_steps(run: RunDir, cfg: Any, module: torch.nn.Module, opt: torch.optim
                              "use a new --out folder or the original settings")
         module.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
-        step = ckpt["step"]
+        step, train_s = ckpt["step"], ckpt.get("train_seconds", 0.0)
         run.log({"event": "resume", "step": step, "steps_planned": total_steps,
                  **({"note": "already complete: nothing to train, the weights are exported again"}
                     if step >= total_steps else {})})
@@ -58,26 +62,30 @@ def train_steps(run: RunDir, cfg: Any, module: torch.nn.Module, opt: torch.optim
         epoch, pos = divmod(step, steps_per_epoch)
         order = torch.randperm(n_items, generator=torch.Generator().manual_seed(cfg.seed * 100003 + epoch)).numpy()
         idx = order[pos * cfg.batch_size:(pos + 1) * cfg.batch_size]
+        t_step = time.perf_counter()
         with step_rng(cfg.seed, step, _param_device(module)):
             loss = loss_fn(idx, torch.Generator().manual_seed(cfg.seed * 1_000_003 + step))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
         step += 1
+        train_s += time.perf_counter() - t_step
         loss_acc, n_acc = loss_acc + loss.item(), n_acc + 1
         bar.update(1)
         bar.set_postfix(loss=f"{loss.item():.4f}")
         end_of_epoch = step % steps_per_epoch == 0 or step == total_steps
         out_of_time = deadline is not None and time.monotonic() >= deadline and step < total_steps
-        if step % cfg.checkpoint_every == 0 or end_of_epoch or out_of_time:
+        validate_now = end_of_epoch or out_of_time or bool(val_every and step % val_every == 0)
+        if step % cfg.checkpoint_every == 0 or validate_now:
             record = {"step": step, "epoch": round(step / steps_per_epoch, 3), loss_name: loss_acc / n_acc,
-                      "images_per_s": round(n_acc * cfg.batch_size / (time.time() - t0), 2)}
-            if end_of_epoch or out_of_time:
+                      "images_per_s": round(n_acc * cfg.batch_size / (time.time() - t0), 2),
+                      "images_seen": images_seen(step, steps_per_epoch, n_items, cfg.batch_size), "train_s": round(train_s, 1)}
+            if validate_now:
                 record.update(validate())
                 module.train()
             run.log(record)
             run.save_checkpoint({"model": module.state_dict(), "optimizer": opt.state_dict(), "step": step,
-                                 "config": asdict(cfg)})
+                                 "config": asdict(cfg), "train_seconds": train_s})
             loss_acc, n_acc, t0 = 0.0, 0, time.time()
         if out_of_time:
             run.log({"event": "time-limit", "step": step, "steps_planned": total_steps,
@@ -85,6 +93,12 @@ def train_steps(run: RunDir, cfg: Any, module: torch.nn.Module, opt: torch.optim
             break
     bar.close()
     return {"steps_done": step, "steps_planned": total_steps}
+
+
+def images_seen(step: int, steps_per_epoch: int, n_items: int, batch_size: int) -> int:
+    """Items presented in the first ``step`` steps (each epoch's last batch may be short)."""
+    epochs, pos = divmod(step, steps_per_epoch)
+    return epochs * n_items + min(pos * batch_size, n_items)
 
 
 @contextlib.contextmanager
@@ -114,8 +128,8 @@ def check_schedule(cfg: Any, what: str) -> None:
     betas = tuple(cfg.betas)
     if len(betas) != 2 or not all(0 <= b < 1 for b in betas):
         raise InputError(f"{what}: Adam's betas must be two numbers in [0, 1), got {betas}")
-    for name in ("batch_size", "checkpoint_every"):
-        if getattr(cfg, name) < 1:
+    for name in ("batch_size", "checkpoint_every", "val_every"):
+        if getattr(cfg, name, None) is not None and getattr(cfg, name) < 1:
             raise InputError(f"{what}: {name} must be >= 1, got {getattr(cfg, name)}")
 
 

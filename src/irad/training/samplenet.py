@@ -51,7 +51,7 @@ def resample_with(recon, samplenet: SampleNet, images: torch.Tensor, freeze_enco
     n, _, h, w = images.shape
     grid = pixel_grid(n, h, w, device=images.device)
     coords = grid + samplenet.shift(feats, grid)
-    return (recon.decoder(feats, coords) * 0.5 + 0.5).clamp(0, 1)
+    return recon.from_features(images, feats).query(coords).clamp(0, 1)
 
 
 @torch.no_grad()

@@ -17,13 +17,13 @@ $IRAD train pairs --surrogate "$SURROGATE" --surrogate-weights "$SURROGATE_WEIGH
 $IRAD train pairs --surrogate "$SURROGATE" --surrogate-weights "$SURROGATE_WEIGHTS" --split val \
     --steps 10 --limit 300 --shard-size 300 --data "$DATA" --out "$OUT/pairs-val"
 $IRAD train implicit --task adversarial-denoising --pairs "$OUT/pairs-train" --val-pairs "$OUT/pairs-val" \
-    --epochs 3 --queries 256 --batch-size 32 --lr 2e-4 --val-images 200 --checkpoint-every 25 \
+    --epochs 3 --queries 256 --batch-size 32 --lr 2e-4 --betas 0,0.9 --no-residual --crop 0 --val-images 200 --checkpoint-every 25 \
     --data "$DATA" --out "$OUT/implicit"
 # Stage 2 (added after stage 1 reached only 27.9 dB on validation, below the 32.9 dB of its adversarial input):
 # continue from stage 1's weights for 4 more epochs, then SampleNet for 0.8 epoch.
 $IRAD train implicit --task adversarial-denoising --pairs "$OUT/pairs-train" --val-pairs "$OUT/pairs-val" \
     --init "$OUT/implicit/implicit-adversarial-denoising.safetensors" \
-    --epochs 4 --queries 256 --batch-size 32 --lr 2e-4 --val-images 200 --checkpoint-every 25 \
+    --epochs 4 --queries 256 --batch-size 32 --lr 2e-4 --betas 0,0.9 --no-residual --crop 0 --val-images 200 --checkpoint-every 25 \
     --data "$DATA" --out "$OUT/implicit2"
 $IRAD train samplenet --implicit "$OUT/implicit2/implicit-adversarial-denoising.safetensors" \
     --pairs "$OUT/pairs-train" --val-pairs "$OUT/pairs-val" --surrogate "$SURROGATE" \

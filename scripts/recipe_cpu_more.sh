@@ -16,7 +16,7 @@ $IRAD train pairs --surrogate "$SURROGATE" --surrogate-weights "$SURROGATE_WEIGH
     --steps 10 --limit 10000 --shard-size 500 --data "$DATA" --out "$OUT/pairs-train-10k"
 $IRAD train implicit --task adversarial-denoising --pairs "$OUT/pairs-train-10k" --val-pairs "$OUT/pairs-val" \
     --init "$OUT/implicit2/implicit-adversarial-denoising.safetensors" \
-    --epochs 1.3 --queries 256 --batch-size 32 --lr 2e-4 --val-images 200 --checkpoint-every 25 --time-limit 70 \
+    --epochs 1.3 --queries 256 --batch-size 32 --lr 2e-4 --betas 0,0.9 --no-residual --crop 0 --val-images 200 --checkpoint-every 25 --time-limit 70 \
     --data "$DATA" --out "$OUT/implicit3"
 $IRAD train samplenet --implicit "$OUT/implicit3/implicit-adversarial-denoising.safetensors" \
     --pairs "$OUT/pairs-train-10k" --val-pairs "$OUT/pairs-val" --surrogate "$SURROGATE" \

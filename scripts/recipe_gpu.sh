@@ -49,7 +49,8 @@ case "${STAGE:?set STAGE=pairs|implicit|samplenet}" in
         --out "$OUT/pairs-val" ;;
   implicit)
     $IRAD train implicit --task adversarial-denoising --pairs "$OUT/pairs-train" --val-pairs "$OUT/pairs-val" \
-        --epochs "$IMPLICIT_EPOCHS" --batch-size "$IMPLICIT_BATCH" $AMP --val-size "$VAL_SIZE" \
+        --epochs "$IMPLICIT_EPOCHS" --batch-size "$IMPLICIT_BATCH" --lr 1e-4 --betas 0,0.9 --no-residual --crop 0 \
+        $AMP --val-size "$VAL_SIZE" \
         --val-images "$VAL_LIMIT" --checkpoint-every 500 ${imp_limit[@]+"${imp_limit[@]}"} "${S[@]}" --out "$OUT/implicit" ;;
   samplenet)
     $IRAD train samplenet --implicit "$OUT/implicit/implicit-adversarial-denoising.safetensors" \

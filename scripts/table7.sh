@@ -13,7 +13,7 @@ DATA=${1:-../shared/data}
 PAIRS=${2:-runs/irad-cpu}
 OUT=${3:-runs/table7}
 IRAD=${IRAD:-.venv/bin/irad}
-COMMON=(--epochs 2 --queries 256 --batch-size 32 --lr 2e-4 --encoder-blocks 4 --train-limit 3000 --val-images 100
+COMMON=(--epochs 2 --queries 256 --batch-size 32 --lr 2e-4 --betas 0,0.9 --no-residual --crop 0 --encoder-blocks 4 --train-limit 3000 --val-images 100
         --checkpoint-every 25 --data "$DATA" --device cpu)
 
 train() {  # train TASK [ARGS...]

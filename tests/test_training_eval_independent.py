@@ -149,7 +149,8 @@ def test_implicit_training_improves_validation_psnr_on_denoising(smooth_root, tm
     from irad.defenses.resampling import load_irad_parts
 
     root, images = smooth_root
-    cfg = ImplicitConfig(task="gaussian-denoising", epochs=60.0, batch_size=30, lr=5e-3, queries=None,
+    cfg = ImplicitConfig(task="gaussian-denoising", epochs=60.0, batch_size=30, lr=5e-3, queries=None, crop=None,
+                         residual=False, betas=(0.0, 0.9),  # plain LIIF: compared below with untrained plain LIIFs
                          n_resblocks=1, n_feats=8, hidden=[16, 16], val_size=10, val_images=10, checkpoint_every=1000)
     path = train_implicit(cfg, tmp_path / "imp", data_root=root, progress=False)
     clean = _to_tensor(images[-10:])  # held out

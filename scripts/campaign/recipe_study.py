@@ -8,7 +8,8 @@ core, nothing else running). Curves are validation PSNR (200 held-out pairs of R
 validation only; the test images are never read.
 
     python scripts/campaign/recipe_study.py run DATA PAIRS_DIR STUDY_DIR [--minutes 10] [--only NAME ...]
-    python scripts/campaign/recipe_study.py report STUDY_DIR DOCS_DIR [--minutes 10]
+    python scripts/campaign/recipe_study.py report STUDY_DIR DOCS_DIR
+    python scripts/campaign/recipe_study.py curve RUN_DIR/log.jsonl OUT.png
 
 ``run`` resumes: a variant whose folder holds finished weights is skipped, a killed one continues (its
 ``--time-limit`` then applies to the rest of the run only). ``report`` writes ``DOCS_DIR/recipe-study.{md,png}``
@@ -46,9 +47,15 @@ VARIANTS: dict[str, tuple[str, list[str], int]] = {
                      ["--crop", "16", "--betas", "0.9,0.999", "--encoder-blocks", "8"], 200),
     "crop16-residual": ("crop16, output = input + predicted correction",
                         ["--crop", "16", "--betas", "0.9,0.999", "--residual"], 120),
+    # round 2 (after round 1 put crop16-residual first): does the residual output combine with the runner-up changes?
+    "crop16-residual-lr5e-4": ("crop16-residual with lr 5e-4",
+                               ["--crop", "16", "--betas", "0.9,0.999", "--residual", "--lr", "5e-4"], 120),
+    "crop16-residual-b16": ("crop16-residual with batch 16",
+                            ["--crop", "16", "--betas", "0.9,0.999", "--residual", "--batch-size", "16"], 240),
 }
-#: settings every variant shares (a variant's own --batch-size / --lr / --betas come later and win)
-COMMON = ["--task", "adversarial-denoising", "--batch-size", "32", "--lr", "2e-4", "--epochs", "100",
+#: settings every variant shares (a variant's own options come later and win; --crop 0: whole images)
+COMMON = ["--task", "adversarial-denoising", "--batch-size", "32", "--lr", "2e-4", "--crop", "0", "--no-residual",
+          "--epochs", "100",
           "--val-images", "200", "--checkpoint-every", "1000000", "--seed", "0"]
 
 
@@ -151,6 +158,28 @@ def report(args: argparse.Namespace) -> None:
     print("\n".join(lines))
 
 
+def plot_curve(args: argparse.Namespace) -> None:
+    """The learning curve of one run (validation PSNR of every validation folder against images seen)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    points = curve(Path(args.log))
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    keys = [k for k in points[-1] if k.startswith("val_psnr")]
+    for key in keys:
+        ax.plot([p["images_seen"] for p in points], [p[key] for p in points], marker=".",
+                label=key.replace("val_psnr@", "") if "@" in key else "val (first folder)")
+    ax.axhline(points[-1]["val_input_psnr"], color="k", ls="--", lw=0.8, label="identity (adversarial input)")
+    ax.set_xlabel("crops / images seen")
+    ax.set_ylabel("validation PSNR (dB)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(args.png, dpi=110)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -164,8 +193,11 @@ def main() -> None:
     p = sub.add_parser("report")
     p.add_argument("study_dir")
     p.add_argument("docs_dir")
+    p = sub.add_parser("curve", help="the learning curve of one run's log.jsonl as a PNG")
+    p.add_argument("log")
+    p.add_argument("png")
     args = parser.parse_args()
-    run(args) if args.cmd == "run" else report(args)
+    {"run": run, "report": report, "curve": plot_curve}[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,9 @@ from .rundir import RunDir
 def train_steps(run: RunDir, cfg: Any, module: torch.nn.Module, opt: torch.optim.Optimizer, n_items: int,
                 loss_fn: Callable[[np.ndarray, torch.Generator], torch.Tensor],
                 validate: Callable[[], dict[str, float]], loss_name: str, desc: str, progress: bool = True,
-                start_record: dict[str, Any] | None = None, time_limit_s: float | None = None) -> dict[str, int]:
+                start_record: dict[str, Any] | None = None, time_limit_s: float | None = None,
+                export: Callable[[dict[str, Any]], None] | None = None,
+                lr_at: Callable[[int, int], float] | None = None) -> dict[str, int]:
     """Optimise ``module`` for ``cfg.epochs`` epochs (fractional allowed) of ``n_items`` in batches of
     ``cfg.batch_size``; return ``{"steps_done": ..., "steps_planned": ...}``.
 
@@ -35,6 +37,11 @@ def train_steps(run: RunDir, cfg: Any, module: torch.nn.Module, opt: torch.optim
     ``cfg.val_every`` (optional, steps) validates more often than once an epoch, at a checkpoint. Every record logs
     ``images_seen`` and ``train_s``: seconds spent in training steps so far (validation and checkpoints excluded,
     summed over resumed runs), the x-axis on which recipes of different speed compare at equal compute.
+    ``export(progress)``, if given, runs after each validation with ``{"steps_done", "steps_planned",
+    "images_seen", "train_s", **validation}``: the trainer writes the weights so far (partial until the last step),
+    which can be evaluated, or carried to another machine, while a long run goes on.
+    ``lr_at(step, total_steps)``, if given, sets every parameter group's learning rate before each step (a schedule
+    that is a function of the step alone, so resuming needs no scheduler state).
     """
     deadline = None if time_limit_s is None else time.monotonic() + time_limit_s
     steps_per_epoch = math.ceil(n_items / cfg.batch_size)
@@ -63,6 +70,9 @@ def train_steps(run: RunDir, cfg: Any, module: torch.nn.Module, opt: torch.optim
         order = torch.randperm(n_items, generator=torch.Generator().manual_seed(cfg.seed * 100003 + epoch)).numpy()
         idx = order[pos * cfg.batch_size:(pos + 1) * cfg.batch_size]
         t_step = time.perf_counter()
+        if lr_at is not None:
+            for group in opt.param_groups:
+                group["lr"] = lr_at(step, total_steps)
         with step_rng(cfg.seed, step, _param_device(module)):
             loss = loss_fn(idx, torch.Generator().manual_seed(cfg.seed * 1_000_003 + step))
             opt.zero_grad(set_to_none=True)
@@ -79,13 +89,16 @@ def train_steps(run: RunDir, cfg: Any, module: torch.nn.Module, opt: torch.optim
         if step % cfg.checkpoint_every == 0 or validate_now:
             record = {"step": step, "epoch": round(step / steps_per_epoch, 3), loss_name: loss_acc / n_acc,
                       "images_per_s": round(n_acc * cfg.batch_size / (time.time() - t0), 2),
-                      "images_seen": images_seen(step, steps_per_epoch, n_items, cfg.batch_size), "train_s": round(train_s, 1)}
+                      "images_seen": images_seen(step, steps_per_epoch, n_items, cfg.batch_size), "train_s": round(train_s, 3)}
             if validate_now:
                 record.update(validate())
                 module.train()
             run.log(record)
             run.save_checkpoint({"model": module.state_dict(), "optimizer": opt.state_dict(), "step": step,
                                  "config": asdict(cfg), "train_seconds": train_s})
+            if validate_now and export is not None and step < total_steps:  # the caller exports the final one
+                export({"steps_done": step, "steps_planned": total_steps, "images_seen": record["images_seen"],
+                        "train_s": record["train_s"], **{k: v for k, v in record.items() if k.startswith("val")}})
             loss_acc, n_acc, t0 = 0.0, 0, time.time()
         if out_of_time:
             run.log({"event": "time-limit", "step": step, "steps_planned": total_steps,
@@ -93,6 +106,17 @@ def train_steps(run: RunDir, cfg: Any, module: torch.nn.Module, opt: torch.optim
             break
     bar.close()
     return {"steps_done": step, "steps_planned": total_steps}
+
+
+def cosine_lr(peak: float, final_fraction: float = 0.01) -> Callable[[int, int], float]:
+    """Cosine decay from ``peak`` at step 0 to ``final_fraction * peak`` at the last step (Loshchilov & Hutter
+    2017, without restarts)."""
+
+    def lr_at(step: int, total: int) -> float:
+        t = step / max(1, total - 1)
+        return peak * (final_fraction + (1 - final_fraction) * 0.5 * (1 + math.cos(math.pi * min(1.0, t))))
+
+    return lr_at
 
 
 def images_seen(step: int, steps_per_epoch: int, n_items: int, batch_size: int) -> int:
@@ -160,7 +184,10 @@ def stopped_early(weights: Path) -> str | None:
 
 
 def _changed_settings(saved: dict[str, Any], cfg: Any) -> list[str]:
-    """Settings that differ between a checkpoint and ``cfg``; a setting added to the config class since the
-    checkpoint was written counts as unchanged when ``cfg`` leaves it at its default."""
+    """Settings that differ between a checkpoint and ``cfg``. A setting added to the config class since the
+    checkpoint was written took, in that checkpoint, the value that reproduces the old behaviour: the class's
+    ``LEGACY_VALUES[name]`` if it names one (a setting whose default differs from what older runs did), else its
+    default."""
     now, defaults = asdict(cfg), asdict(type(cfg)())
+    defaults.update(getattr(type(cfg), "LEGACY_VALUES", {}))
     return [k for k, v in now.items() if saved.get(k, defaults.get(k)) != v]

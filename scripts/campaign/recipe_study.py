@@ -136,10 +136,12 @@ def report(args: argparse.Namespace) -> None:
         lines.append(f"| `{name}` | {VARIANTS[name][0]} | {fmt(v)} | {fmt(v32)} | {last:.2f} | {last32:.2f} | "
                      f"{ts:.0f} | {seen:,} | {steps} |")
     (docs / "recipe-study.md").write_text("\n".join(lines) + "\n")
-    fig, axes = plt.subplots(1, 2, figsize=(13, 5))
-    for name, pts in curves.items():
+    fig, axes = plt.subplots(1, 2, figsize=(15, 5.5))
+    colours = plt.cm.tab20.colors
+    for i, (name, pts) in enumerate(curves.items()):
+        style = {"color": colours[i % len(colours)], "ls": "-" if "residual" in name else "--", "marker": "."}
         for ax, x in zip(axes, ("train_s", "images_seen")):
-            ax.plot([p[x] for p in pts], [p["val_psnr"] for p in pts], marker=".", label=name)
+            ax.plot([p[x] for p in pts], [p["val_psnr"] for p in pts], label=name, **style)
     for ax, label in zip(axes, ("seconds of training steps (1 CPU thread)", "crops / images seen")):
         ax.axhline(rows[0][8], color="k", ls="--", lw=0.8, label="identity (adversarial input)")
         ax.set_xlabel(label)
@@ -147,7 +149,7 @@ def report(args: argparse.Namespace) -> None:
         ax.set_ylim(max(25.0, rows[0][8] - 4), None)
         ax.grid(alpha=0.3)
     axes[1].set_xscale("log")
-    axes[0].legend(fontsize=7)
+    axes[1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
     fig.tight_layout()
     fig.savefig(docs / "recipe-study.png", dpi=110)
     for name in curves:

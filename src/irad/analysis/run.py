@@ -73,8 +73,9 @@ def _digest(*tensors: torch.Tensor) -> str:
     return h.hexdigest()[:16]
 
 
-def _adversarial(cfg: AnalysisConfig, victim, x: torch.Tensor, y: torch.Tensor, out: Path, dev) -> torch.Tensor:
-    """The attack's adversarial examples of (x, y) against the bare victim, cached in ``out``."""
+def _adversarial(cfg: AnalysisConfig, victim, x: torch.Tensor, y: torch.Tensor, out: Path,
+                 dev) -> tuple[torch.Tensor, Path]:
+    """The attack's adversarial examples of (x, y) against the bare victim, and the file in ``out`` caching them."""
     from ..attacks import build_attack, check_adversarial
     from ..evaluation.config import parse_spec
 
@@ -86,7 +87,7 @@ def _adversarial(cfg: AnalysisConfig, victim, x: torch.Tensor, y: torch.Tensor, 
             if str(f["key"]) == key:
                 adv = torch.from_numpy(f["adv"])
                 check_adversarial(x, adv, cfg.eps)
-                return adv
+                return adv, path
     name, params = parse_spec(cfg.attack)
     attack = build_attack(name, victim, eps=cfg.eps, seed=cfg.seed, **params)
     advs = [attack(x[i:i + cfg.batch_size].to(dev), y[i:i + cfg.batch_size].to(dev)).cpu()
@@ -95,7 +96,7 @@ def _adversarial(cfg: AnalysisConfig, victim, x: torch.Tensor, y: torch.Tensor, 
     check_adversarial(x, adv, cfg.eps)
     with atomic_write(path) as fh:
         np.savez(fh, key=np.array(key), adv=adv.numpy())
-    return adv
+    return adv, path
 
 
 def _class_images(ds: ImageDataset, cls: int, n: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -179,8 +180,11 @@ def analyze(cfg: AnalysisConfig, out: str | Path, data_root=None, device=None, p
     if "features" in cfg.parts:
         sets["class"] = _class_images(ds, cfg.feature_class, cfg.n_images)
     data: dict[str, _Set] = {}
+    adv_files: dict[str, str] = {}
     for name, (xs, ys) in sets.items():
-        s = _Set(name, xs, ys, _adversarial(cfg, victim, xs, ys, out, dev))
+        adv, adv_path = _adversarial(cfg, victim, xs, ys, out, dev)
+        adv_files[name] = str(adv_path)
+        s = _Set(name, xs, ys, adv)
         for spec, defense in defenses.items():
             seed_everything(cfg.seed)  # randomized defenses: one seeded draw
             s.purified[spec] = {"adv": _batched(defense, s.adv, cfg.batch_size, dev),
@@ -188,7 +192,8 @@ def analyze(cfg: AnalysisConfig, out: str | Path, data_root=None, device=None, p
         data[name] = s
     notes: list[str] = []
     result: dict[str, Any] = {"config": asdict(cfg), "threat_model": "oblivious", "notes": notes,
-                              "images": {"main": len(x), "class": len(sets["class"][0]) if "class" in sets else 0}}
+                              "images": {"main": len(x), "class": len(sets["class"][0]) if "class" in sets else 0},
+                              "adversarial_files": adv_files}
     parts = tqdm(cfg.parts, desc="analysis", disable=not progress)
     figures: dict[str, str] = {}
     class_features = None
@@ -231,7 +236,8 @@ def markdown(result: dict[str, Any]) -> str:
     lines = [f"# irad analyze: victim `{cfg['victim']}`, attack `{cfg['attack']}` (ε = {cfg['eps']:.4g}, oblivious), "
              f"seed {cfg['seed']}", "",
              f"Images: {result['images']['main']} of {cfg['dataset']} `{cfg['split']}` from index {cfg['start']} "
-             f"(Tables 17, 19); {result['images']['class']} of class {cfg['feature_class']} (Table 18, Fig. 5). "
+             "(Tables 17, 19)" + (f"; {result['images']['class']} of class {cfg['feature_class']} (Table 18, Fig. 5)"
+                                  if result['images']['class'] else "") + ". "
              "`D(Adv)`: defense D applied to the adversarial images; `D(Clean)`: to the clean ones. FFT losses: "
              "mean |ΔFFT| (orthonormal 2-D DFT) at radial frequency ≤ 0.25 cycles/pixel (low) and above (high).", ""]
     for key, (title, cols) in TABLES.items():

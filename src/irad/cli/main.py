@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from .. import __version__
+from .analyze import analyze_cmd
 from .bench import bench
 from .evaluate import evaluate_cmd
 from .listing import list_cmd
@@ -72,6 +73,7 @@ def cli(plugins: tuple[str, ...]) -> None:
 cli.add_command(train)
 cli.add_command(purify)
 cli.add_command(evaluate_cmd)
+cli.add_command(analyze_cmd)
 cli.add_command(list_cmd)
 cli.add_command(bench)
 cli.add_command(weights_group)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -35,18 +36,31 @@ class ImageClassifier(nn.Module):
         self.register_buffer("mean", torch.tensor(mean or (0.0, 0.0, 0.0)).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std or (1.0, 1.0, 1.0)).view(1, 3, 1, 1), persistent=False)
 
+    def set_input_range(self, input_range: Sequence[float] | None) -> None:
+        """The value range ``(lo, hi)`` the network was trained on; [0, 1] images are mapped to it before the
+        normalisation (``None`` or ``(0, 1)``: unchanged)."""
+        lo, hi = (0.0, 1.0) if input_range is None else (float(input_range[0]), float(input_range[1]))
+        if not hi > lo:
+            raise InputError(f"input_range must be (low, high) with high > low, e.g. (0, 255); got {input_range}")
+        self.input_range = (lo, hi)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not x.is_floating_point():
             raise InputError(f"classifier input must be a floating-point batch in [0, 1], got dtype {x.dtype}; "
                              f"convert 8-bit images with x.float() / 255")
         if x.dtype != self.mean.dtype:
             x = x.to(self.mean.dtype)  # e.g. a float64 batch for float32 weights: computed in the weights' dtype
+        lo, hi = getattr(self, "input_range", (0.0, 1.0))
+        if (lo, hi) != (0.0, 1.0):
+            x = lo + (hi - lo) * x
         if self.normalized:
             x = (x - self.mean) / self.std
         return self.net(x)
 
     def extra_repr(self) -> str:
-        return f"arch={self.arch!r}, dataset={self.dataset!r}, mean={self.mean.flatten().tolist()}"
+        extra = "" if getattr(self, "input_range", (0.0, 1.0)) == (0.0, 1.0) else f", input_range={self.input_range}"
+        return (f"arch={self.arch!r}, dataset={self.dataset!r}, mean={self.mean.flatten().tolist()}, "
+                f"std={self.std.flatten().tolist()}{extra}")
 
 
 def _register(name: str, builder: Callable[[int], nn.Module], summary: str) -> None:
@@ -102,17 +116,40 @@ def _catalog_meta_for(path: Path) -> dict:
     return {}
 
 
+_ASSUMED_WARNED: set[str] = set()
+
+
 def load_classifier(name: str, dataset: str = "cifar10", weights: str | Path | None = "default",
-                    device: str | torch.device = "cpu") -> ImageClassifier:
-    """Build classifier ``name`` for ``dataset`` and load ``weights``, in eval mode.
+                    device: str | torch.device = "cpu", *, mean: Sequence[float] | None = None,
+                    std: Sequence[float] | None = None, num_classes: int | None = None,
+                    input_range: tuple[float, float] | None = None) -> ImageClassifier:
+    """Build classifier ``name`` for ``dataset`` and load ``weights``, in eval mode. It takes [0, 1] images.
 
     ``weights``: ``"default"`` (the default) = the registered pretrained weights for (name, dataset), an error if
     there are none; a registered weight name (see ``irad.weights.WEIGHTS``); a file path (``.safetensors`` with
-    its ``.json`` sidecar, or a PyTorch checkpoint); or ``None`` = random initialisation, explicitly.
+    its ``.json`` sidecar, or a PyTorch checkpoint: a state dict, or one under ``state_dict`` / ``model`` / ``net``
+    ..., ``module.`` prefixes allowed); or ``None`` = random initialisation, explicitly.
+
+    What the network expects, for checkpoints that do not say (a third-party file without a sidecar): ``mean`` and
+    ``std`` (per channel, in the units of ``input_range``; ``mean=(0, 0, 0), std=(1, 1, 1)`` = no normalisation),
+    ``num_classes``, and ``input_range`` (the value range the network was trained on, ``(0, 1)`` or ``(0, 255)``;
+    images are mapped from [0, 1] to it first). Given values override the file's metadata. When a file's metadata
+    gives no normalisation and none is passed, the dataset's standard one is assumed, with a warning (once per file)
+    naming it and the fix: a wrong normalisation silently costs accuracy.
     """
     arch = CLASSIFIERS.get(name).name
+    info = dataset_info(dataset, num_classes)
+    for label, value in (("mean", mean), ("std", std)):
+        if value is not None and (len(value) != 3 or not all(isinstance(v, (int, float)) for v in value)):
+            raise InputError(f"{label} must be 3 numbers (one per RGB channel), got {value!r}")
+    if std is not None and min(std) <= 0:
+        raise InputError(f"std must be positive, got {std!r}")
+    if num_classes is not None and (not isinstance(num_classes, int) or num_classes < 1):
+        raise InputError(f"num_classes must be a whole number >= 1, got {num_classes!r}")
     if weights is None:
-        return build_classifier(arch, dataset).to(device).eval()
+        model = build_classifier(arch, dataset, mean=mean, std=std, num_classes=num_classes)
+        model.set_input_range(input_range)
+        return model.to(device).eval()
     if isinstance(weights, str) and not Path(weights).suffix:
         tag = weights
         if tag == "default":
@@ -135,11 +172,27 @@ def load_classifier(name: str, dataset: str = "cifar10", weights: str | Path | N
         if meta.get("arch") not in (None, arch):
             raise WeightsError(f"{path} holds a {meta['arch']} ({meta.get('dataset')}), not a {arch}; "
                                f"use load_classifier({meta['arch']!r}, weights=...)")
-    info = dataset_info(dataset)
-    mean = meta["mean"] if "mean" in meta else info.mean  # None in the metadata: the net takes raw [0, 1]
-    std = meta["std"] if "std" in meta else info.std
-    model = ImageClassifier(CLASSIFIERS.build(arch, num_classes=int(meta.get("num_classes", info.num_classes))),
-                            mean, std, arch, dataset)
+    if mean is None and std is None and "mean" not in meta:
+        _warn_assumed_normalisation(arch, dataset, path, info)
+    norm_mean = mean if mean is not None else (meta["mean"] if "mean" in meta else info.mean)
+    norm_std = std if std is not None else (meta["std"] if "std" in meta else info.std)  # None: raw [0, 1] input
+    classes = int(num_classes or meta.get("num_classes", info.num_classes))
+    model = ImageClassifier(CLASSIFIERS.build(arch, num_classes=classes), norm_mean, norm_std, arch, dataset)
+    model.set_input_range(input_range or meta.get("input_range"))
     load_strict(model.net, load_state_dict_file(path), f"{arch} from {path}")
     model.weights_sha256 = meta.get("sha256") or sha256_file(path)  # identifies results computed with it
     return model.to(device).eval()
+
+
+def _warn_assumed_normalisation(arch: str, dataset: str, path: Path, info) -> None:
+    key = str(Path(path).resolve())
+    if key in _ASSUMED_WARNED:
+        return
+    _ASSUMED_WARNED.add(key)
+    mean = ", ".join(f"{m:g}" for m in info.mean)
+    std = ", ".join(f"{s:g}" for s in info.std)
+    warnings.warn(f"{path} does not say how its {arch} normalises inputs: assuming {dataset}'s mean ({mean}) and std "
+                  f"({std}) on [0, 1] images. If its authors used others (e.g. ImageNet's 0.485, 0.456, 0.406 / "
+                  f"0.229, 0.224, 0.225), pass them: load_classifier({arch!r}, weights=..., mean=(...), std=(...)), "
+                  f"or --victim {arch}:weights=PATH,mean=[...],std=[...]; compare the clean accuracy with the one "
+                  f"its authors report", stacklevel=3)

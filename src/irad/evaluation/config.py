@@ -35,12 +35,25 @@ def load_defense_spec(spec: str, **kwargs: Any) -> Any:
     return load_defense(name, **kwargs, **params)
 
 
+CLASSIFIER_SPEC_KEYS = ("weights", "mean", "std", "num_classes", "input_range")
+
+
 def load_classifier_spec(spec: str, dataset: str, device: Any) -> Any:
-    """``load_classifier`` of a spec such as ``"resnet20"`` or ``"resnet56:weights=PATH"`` (default weights)."""
+    """``load_classifier`` of a spec such as ``"resnet20"``, ``"resnet56:weights=PATH"`` (default weights) or
+    ``"resnet44:weights=PATH,mean=[0.485,0.456,0.406],std=[0.229,0.224,0.225]"`` (also ``num_classes``,
+    ``input_range=[0,255]``)."""
     from ..classifiers import load_classifier
 
     name, params = parse_spec(spec)
-    return load_classifier(name, dataset, params.get("weights", "default"), device=device)
+    unknown = sorted(set(params) - set(CLASSIFIER_SPEC_KEYS))
+    if unknown:
+        raise InputError(f"classifier spec {spec!r}: unknown key(s) {', '.join(unknown)}; a classifier takes "
+                         f"{', '.join(CLASSIFIER_SPEC_KEYS)} (e.g. {name}:weights=PATH,mean=[...],std=[...])")
+    weights = params.pop("weights", "default")
+    for key in ("mean", "std", "input_range"):
+        if key in params:
+            params[key] = tuple(params[key]) if isinstance(params[key], (list, tuple)) else params[key]
+    return load_classifier(name, dataset, weights, device=device, **params)
 
 
 def _split_top_level(text: str) -> list[str]:

@@ -43,6 +43,7 @@ class ResultStore:
             self.rows = {r["key"]: r for r in data.get("rows", [])}
         self.cfg = cfg
         self.sanity: list[dict[str, Any]] = []
+        self.victims: dict[str, dict[str, Any]] = {}  # spec -> clean accuracy of the bare victim on these images
 
     def __contains__(self, key: str) -> bool:
         return key in self.rows
@@ -52,8 +53,8 @@ class ResultStore:
         self.save()
 
     def save(self) -> None:
-        atomic_save_json({"config": asdict(self.cfg), "rows": list(self.rows.values()), "sanity": self.sanity},
-                         self.path)
+        atomic_save_json({"config": asdict(self.cfg), "rows": list(self.rows.values()), "sanity": self.sanity,
+                          "victims": self.victims}, self.path)
 
 
 def _key(**parts: Any) -> str:
@@ -70,11 +71,17 @@ def _data_digest(x: torch.Tensor, y: torch.Tensor) -> str:
 
 
 @torch.no_grad()
-def _correct(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, bs: int, dev) -> np.ndarray:
+def _is_correct(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, bs: int, dev) -> np.ndarray:
+    """Per image: does ``model`` classify it correctly (in batches of ``bs``)."""
     out = []
     for i in range(0, len(x), bs):
         out.append((model(x[i:i + bs].to(dev)).argmax(1).cpu() == y[i:i + bs]).numpy())
     return np.concatenate(out)
+
+
+def _correct(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, bs: int, dev) -> np.ndarray:
+    """:func:`_is_correct` of a defended model (the function evaluation rows are scored with)."""
+    return _is_correct(model, x, y, bs, dev)
 
 
 def _time_defense(defense: torch.nn.Module, x: torch.Tensor, dev: torch.device, repeats: int = 5) -> float:
@@ -193,6 +200,11 @@ def evaluate(cfg: EvalConfig, out: str | Path, data_root=None, device=None, prog
         return victims[spec]
 
     _check_specs_up_front(cfg, get_defense, get_victim, eps_list[0], x[:1].to(dev))
+    for spec in cfg.victims:  # a wrong normalisation or checkpoint shows here, before any attack runs
+        ok = _is_correct(get_victim(spec), x, y, cfg.batch_size, dev)
+        store.victims[spec] = {"clean_accuracy": float(ok.mean()), "images": len(ok)}
+        if progress:
+            tqdm.write(f"victim {spec}: clean accuracy {100 * ok.mean():.1f} % on {len(ok)} images (no defense)")
     jobs = [(v, tm, a, e) for v in cfg.victims for tm in cfg.threat_models for a in cfg.attacks for e in eps_list]
     bar = tqdm(total=len(jobs) * len(cfg.defenses), desc="evaluate", disable=not progress)
     surrogate_model = get_victim(cfg.surrogate) if cfg.surrogate else None  # built by the check above

@@ -127,8 +127,9 @@ def read_sidecar(path: str | os.PathLike) -> dict[str, Any]:
 def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """Load a state dict from ``.safetensors`` or a PyTorch pickle (``.pt``/``.pth``/``.th``).
 
-    Checks the sidecar's sha256 when there is one. Unwraps ``{"state_dict": ...}`` and strips ``module.``
-    (DataParallel) prefixes. Pickles are read with ``weights_only=True``; one that holds other Python objects is
+    Checks the sidecar's sha256 when there is one. Unwraps the common checkpoint layouts (``{"state_dict": ...}``,
+    ``model``, ``net``, ... :data:`STATE_DICT_KEYS`) and strips ``module.`` (DataParallel) and ``_orig_mod.``
+    (torch.compile) prefixes. Pickles are read with ``weights_only=True``; one that holds other Python objects is
     unpickled in full only when its sha256 is in the catalogue (a known third-party checkpoint), since unpickling
     can run arbitrary code; any other such file is a :class:`WeightsError` saying how to convert it.
     """
@@ -148,11 +149,35 @@ def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     except Exception as exc:  # noqa: BLE001
         raise WeightsError(f"cannot read weight file {str(path)!r} ({type(exc).__name__}: {exc}); it is corrupted "
                            f"or not a PyTorch/safetensors file") from exc
-    if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
-        sd = sd["state_dict"]
-    if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
-        raise WeightsError(f"{path} does not hold a state dict of tensors")
-    return {k.removeprefix("module."): v for k, v in sd.items()}
+    sd = unwrap_state_dict(sd, path)
+    return {_strip_wrappers(k): v for k, v in sd.items()}
+
+
+#: keys under which training scripts commonly store the weights in a checkpoint dict
+STATE_DICT_KEYS = ("state_dict", "model_state_dict", "model", "net", "state", "weights")
+
+
+def unwrap_state_dict(obj: Any, path: Path) -> dict[str, torch.Tensor]:
+    """The tensors of a checkpoint: the dict itself, or the dict under one of :data:`STATE_DICT_KEYS`."""
+    for _ in range(2):  # e.g. {"model": {"state_dict": ...}}
+        if isinstance(obj, dict) and not all(isinstance(v, torch.Tensor) for v in obj.values()):
+            inner = next((obj[k] for k in STATE_DICT_KEYS if isinstance(obj.get(k), dict)), None)
+            if inner is not None:
+                obj = inner
+    if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        keys = list(obj)[:8] if isinstance(obj, dict) else type(obj).__name__
+        raise WeightsError(f"{path} does not hold a state dict of tensors (top-level keys: {keys}); irad reads a "
+                           f"plain state dict or one stored under {', '.join(map(repr, STATE_DICT_KEYS))}")
+    return obj
+
+
+def _strip_wrappers(key: str) -> str:
+    """Drop the prefixes that wrappers add to parameter names: ``module.`` (DataParallel / DDP), ``_orig_mod.``
+    (torch.compile)."""
+    for prefix in ("module.", "_orig_mod."):
+        while key.startswith(prefix):
+            key = key[len(prefix):]
+    return key
 
 
 def catalogued_checksums() -> set[str]:

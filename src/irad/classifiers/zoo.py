@@ -48,6 +48,9 @@ class ImageClassifier(nn.Module):
         if not x.is_floating_point():
             raise InputError(f"classifier input must be a floating-point batch in [0, 1], got dtype {x.dtype}; "
                              f"convert 8-bit images with x.float() / 255")
+        if not torch.isfinite(x).all():  # one check at this public boundary: NaN logits say nothing
+            raise InputError("classifier input contains NaN or Inf values; check the images (or the defense or attack "
+                             "that produced them)")
         if x.dtype != self.mean.dtype:
             x = x.to(self.mean.dtype)  # e.g. a float64 batch for float32 weights: computed in the weights' dtype
         lo, hi = getattr(self, "input_range", (0.0, 1.0))

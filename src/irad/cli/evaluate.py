@@ -13,7 +13,9 @@ from .common import PIXEL_BUDGET, common_options, friendly_errors
 @click.group("evaluate", invoke_without_command=True)
 @click.option("--preset", type=click.Choice(["table2", "table3", "table5", "table8", "table15", "fig4"]),
               default=None, help="Regenerate a table of the paper (its figures shown beside ours).")
-@click.option("--victim", "victims", multiple=True, help="Classifier(s) attacked, e.g. resnet20 [default: resnet32].")
+@click.option("--victim", "victims", multiple=True,
+              help="Classifier(s) attacked, e.g. resnet20, or a checkpoint of yours: "
+                   "resnet44:weights=PATH,mean=[0.485,0.456,0.406],std=[0.229,0.224,0.225] [default: resnet32].")
 @click.option("--defense", "defenses", multiple=True,
               help="Defense spec(s), e.g. irad, bilinear-sv:gamma=1.5 [default: none, irad].")
 @click.option("--attack", "attacks", multiple=True,
@@ -60,8 +62,10 @@ def evaluate_cmd(ctx, preset, victims, defenses, attacks, threat_models, eps, su
     out_dir = Path(out or f"results/{preset or 'evaluate'}")
     rows = evaluate(cfg, out_dir, data_root=data_root, device=device, cache_dir=cache)
     click.echo(markdown_table(rows, preset))
+    written = ["results.md", "results.csv", "results.json"] + [p.name for p in (out_dir / "ra_vs_eps.png",
+                                                                             out_dir / "per_attack.png") if p.is_file()]
     click.echo(f"(n={cfg.n_images} images from {dataset}/{split} starting at {start}, seed {seed}; "
-               f"SA/RA in %; tables, CSV, JSON and plots in {out_dir})")
+               f"SA/RA in %; written to {out_dir}: {', '.join(written)})")
 
 
 @evaluate_cmd.command("merge")

@@ -58,6 +58,32 @@ def _targets(files: list[Path], out_dir: Path) -> list[Path]:
     return targets
 
 
+#: the smallest image side purify accepts: below it, reconstruction and resampling have too little to work with
+MIN_SIDE = 4
+
+
+def _check_purifiable(source: Path, image: torch.Tensor) -> None:
+    h, w = image.shape[-2:]
+    if min(h, w) < MIN_SIDE:
+        raise InputError(f"{source} is {w} x {h} pixels: too small to purify meaningfully (at least {MIN_SIDE} x "
+                         f"{MIN_SIDE}); nothing was written")
+
+
+def _colour_notes(files: list[Path]) -> list[str]:
+    """A note for each image that is not plain RGB: what purify does with it."""
+    from PIL import Image
+
+    notes = []
+    for f in files:
+        with Image.open(f) as im:
+            mode = im.mode
+        if mode in ("1", "L", "I", "F") or mode.startswith("I;16"):
+            notes.append(f"{f.name} is grayscale (mode {mode}): purified and written as RGB")
+        elif mode in ("RGBA", "LA", "PA", "P", "RGBa", "La"):
+            notes.append(f"{f.name} has mode {mode}: converted to RGB (an alpha channel or palette is not kept)")
+    return notes
+
+
 def _purifier(defense: str, dataset: str, weights: str | None, device: str, seed: int,
               batch_size: int | None) -> Callable[[torch.Tensor], torch.Tensor]:
     """The defense (a spec such as ``jpeg:quality=20``) as a function of a CPU batch, run in batches of
@@ -124,6 +150,7 @@ def purify(inputs, output, defense, dataset, weights, device, seed, batch_size, 
             raise InputError(f"an .npz input needs an .npz OUTPUT, got {output!r}")
         images, labels = read_npz_images(paths[0])
         x = torch.from_numpy(images).permute(0, 3, 1, 2).float().div_(255.0)
+        _check_purifiable(paths[0], x[0])
         out = to_uint8(_purifier(defense, dataset, weights, device, seed, batch_size)(x))
         arrays = {"images": out} if labels is None else {"images": out, "labels": labels}
         with atomic_write(output) as fh:
@@ -136,6 +163,10 @@ def purify(inputs, output, defense, dataset, weights, device, seed, batch_size, 
     files = _image_files(paths)
     targets = _targets(files, out_dir)
     images = [read_image(f) for f in files]  # read (and validate) everything before writing anything
+    for f, img in zip(files, images):
+        _check_purifiable(f, img)
+    for note in _colour_notes(files):
+        click.echo(f"note: {note}", err=True)
     run = _purifier(defense, dataset, weights, device, seed, batch_size)
     out_dir.mkdir(parents=True, exist_ok=True)
     for target, img in zip(targets, images):  # one at a time: images may differ in size

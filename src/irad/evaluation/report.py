@@ -41,6 +41,10 @@ def markdown_table(rows: list[dict[str, Any]], preset: str | None = None) -> str
         lines.append("\nPaper columns: the IRAD paper's figures for the same defense under the preset's own attack and "
                      "threat model (its victim: a WRN-28-10; its purifiers trained at full scale), for orientation; "
                      "— where the paper has none or this row's attack or threat model differs.")
+    lines.append("\nColumns: SA: standard accuracy (%, clean images through the defense); RA: robust accuracy (%, "
+                 "adversarial images through the defense); Avg: (SA + RA) / 2; ASR: attack success rate (%, of the "
+                 "evaluations correct on the clean image, the share the attack turns wrong); n: images; repeats: "
+                 "evaluations of a randomized defense (1 otherwise); defense_ms_per_image: the defense alone.")
     if any(r.get("victim_in_training") for r in rows):
         lines.append("\n† the defense was trained against this classifier (its adversarial pairs or SampleNet loss "
                      "used its gradients): such rows are white-box with respect to training; prefer other victims.")

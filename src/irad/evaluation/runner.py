@@ -112,10 +112,32 @@ class _AdvCache:
     def put(self, key: str, adv: torch.Tensor, seconds: float) -> None:
         with atomic_write(self.path(key)) as fh:
             np.savez(fh, key=np.array(key), adv=adv.numpy(), seconds=np.array(seconds))
+        self.partial_path(key).unlink(missing_ok=True)
+
+    def partial_path(self, key: str) -> Path:
+        return self.path(key).with_suffix(".partial.npz")
+
+    def get_partial(self, key: str) -> tuple[torch.Tensor, float] | None:
+        """The batches of an attack run that was stopped before it finished (None: nothing to resume)."""
+        p = self.partial_path(key)
+        if not p.is_file():
+            return None
+        try:
+            with np.load(p) as f:
+                if str(f["key"]) != key:
+                    return None
+                return torch.from_numpy(f["adv"]), float(f["seconds"])
+        except (OSError, ValueError, KeyError):  # unreadable: start the attack over
+            return None
+
+    def put_partial(self, key: str, adv: torch.Tensor, seconds: float) -> None:
+        with atomic_write(self.partial_path(key)) as fh:
+            np.savez(fh, key=np.array(key), adv=adv.numpy(), seconds=np.array(seconds))
 
 
 def _craft(attack_spec: str, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, seed: int,
-           bs: int, dev: torch.device, cache: _AdvCache, key: str) -> tuple[torch.Tensor, float]:
+           bs: int, dev: torch.device, cache: _AdvCache, key: str, progress: bool = False
+           ) -> tuple[torch.Tensor, float]:
     from ..attacks import build_attack, check_adversarial
 
     hit = cache.get(key)
@@ -124,9 +146,25 @@ def _craft(attack_spec: str, model: torch.nn.Module, x: torch.Tensor, y: torch.T
         return hit
     name, params = parse_spec(attack_spec)
     attack = build_attack(name, model, eps=eps, seed=seed, **params)
-    t0 = time.perf_counter()
-    adv = torch.cat([attack(x[i:i + bs].to(dev), y[i:i + bs].to(dev)).detach().cpu() for i in range(0, len(x), bs)])
-    seconds = time.perf_counter() - t0
+    # Finished batches are kept as they complete, so a killed run resumes inside an attack. Each batch's random
+    # draws come from the attack's seed alone (Attack.__call__ reseeds), so a resumed attack equals an unbroken one.
+    parts, seconds = [], 0.0
+    partial = cache.get_partial(key)
+    if partial is not None and len(partial[0]) % bs == 0 and 0 < len(partial[0]) < len(x):
+        check_adversarial(x[:len(partial[0])], partial[0], eps)
+        parts, seconds = [partial[0]], partial[1]
+        if progress:
+            tqdm.write(f"resuming attack {attack_spec}: {len(partial[0])} of {len(x)} images done")
+    done = sum(len(p) for p in parts)
+    batches = tqdm(range(done, len(x), bs), desc=f"  {attack_spec}", unit="batch", leave=False, disable=not progress)
+    for i in batches:
+        t0 = time.perf_counter()
+        parts.append(attack(x[i:i + bs].to(dev), y[i:i + bs].to(dev)).detach().cpu())
+        seconds += time.perf_counter() - t0
+        batches.set_postfix(images=f"{i + len(parts[-1])}/{len(x)}")
+        if i + bs < len(x):
+            cache.put_partial(key, torch.cat(parts), seconds)
+    adv = torch.cat(parts)
     check_adversarial(x, adv, eps)
     cache.put(key, adv, seconds)
     return adv, seconds
@@ -246,7 +284,7 @@ def evaluate(cfg: EvalConfig, out: str | Path, data_root=None, device=None, prog
                            attack=used_attack, eps=eps, eot_samples=eot, **common)
             seed_everything(cfg.seed)
             adv, attack_seconds = _craft(used_attack, attacked, x, y, eps, cfg.seed, cfg.batch_size, dev, cache,
-                                         adv_key)
+                                         adv_key, progress)
             clean_ok = score(victim, defense_spec, x)
             adv_ok = score(victim, defense_spec, adv)
             reps, n_eval = len(clean_ok), clean_ok.size

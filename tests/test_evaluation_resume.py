@@ -1,0 +1,82 @@
+"""A run killed inside an attack resumes from its finished batches and reaches the numbers of an unbroken run
+(issue 18: "killed after 40 s left its cache empty, and the rerun started over without saying so"), and the
+report defines its columns and names only the files it wrote."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from irad.attacks.base import Attack
+from irad.evaluation import EvalConfig, evaluate
+from irad.evaluation.report import markdown_table
+
+pytestmark = pytest.mark.usefixtures("clean_env", "one_thread")
+
+CFG = dict(victims=["resnet20"], defenses=["none"], attacks=["pgd:steps=3"], n_images=12, batch_size=4, repeats=1)
+
+
+def _adv_files(folder):
+    return sorted((folder / "cache").glob("adv-*.npz"))
+
+
+def test_a_run_killed_inside_an_attack_resumes_from_its_finished_batches(tmp_path, monkeypatch, capsys):
+    whole = evaluate(EvalConfig(**CFG), tmp_path / "whole", progress=False)
+    real_call = Attack.__call__
+    calls = {"n": 0}
+
+    def dies_on_third_batch(self, images, labels):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real_call(self, images, labels)
+
+    monkeypatch.setattr(Attack, "__call__", dies_on_third_batch)
+    with pytest.raises(KeyboardInterrupt):
+        evaluate(EvalConfig(**CFG), tmp_path / "killed", progress=False)
+    partial = [p for p in _adv_files(tmp_path / "killed") if p.name.endswith(".partial.npz")]
+    assert len(partial) == 1 and np.load(partial[0])["adv"].shape[0] == 8  # two finished batches were kept
+    monkeypatch.setattr(Attack, "__call__", real_call)
+    calls["n"] = 0
+    counted = {"n": 0}
+
+    def counting(self, images, labels):
+        counted["n"] += 1
+        return real_call(self, images, labels)
+
+    monkeypatch.setattr(Attack, "__call__", counting)
+    capsys.readouterr()
+    resumed = evaluate(EvalConfig(**CFG), tmp_path / "killed", progress=True)
+    assert counted["n"] == 1  # only the missing batch was attacked
+    assert "resuming attack pgd:steps=3: 8 of 12 images done" in capsys.readouterr().out
+    assert [p for p in _adv_files(tmp_path / "killed") if p.name.endswith(".partial.npz")] == []
+    for key in ("clean_correct", "adv_correct", "max_linf"):
+        assert resumed[0][key] == whole[0][key], key
+    (done,) = _adv_files(tmp_path / "killed")
+    (reference,) = _adv_files(tmp_path / "whole")
+    assert torch.equal(torch.from_numpy(np.load(done)["adv"]), torch.from_numpy(np.load(reference)["adv"]))
+
+
+def test_the_table_defines_its_columns():
+    row = {"victim": "resnet32", "defense": "irad", "threat_model": "oblivious", "attack": "autoattack", "eps": 8 / 255,
+           "n": 10, "repeats": 1, "SA": 90.0, "RA": 60.0, "Avg": 75.0, "ASR": 33.3, "defense_ms_per_image": 1.0,
+           "device": "cpu"}
+    text = markdown_table([row])
+    for word in ("SA: standard accuracy", "RA: robust accuracy", "Avg: (SA + RA) / 2", "ASR: attack success rate"):
+        assert word in text, word
+
+
+def test_the_cli_names_only_the_files_it_wrote(tmp_path):
+    from click.testing import CliRunner
+
+    from irad.cli.main import cli
+
+    result = CliRunner().invoke(cli, ["evaluate", "--victim", "resnet20", "--defense", "none", "--attack", "fgsm",
+                                      "-n", "4", "--out", str(tmp_path / "ev")])
+    assert result.exit_code == 0, result.output
+    assert "results.md, results.csv, results.json" in result.output
+    assert "png" not in result.output  # one attack and one ε: no plot was drawn, so none is promised
+    assert json.loads((tmp_path / "ev" / "results.json").read_text())["rows"]

@@ -3,7 +3,7 @@
 # All runs share one adversarial-example cache, resume after a kill, and print their wall time.
 #
 #   OMP_NUM_THREADS=1 scripts/readme_tables.sh [STEP ...]     steps: table2 table2-r18 table8 table1 table15
-#                                                                      table3 table5 table7 nrp diffpure table5-diffpure
+#                                                                      table3 table3-protocols table5 table7 nrp diffpure table5-diffpure
 #                                                                      table3-diffpure bf16 table16-diffpure
 #                                                                      randomization (not in the default: table2 and
 #                                                                      table3 include it)
@@ -47,9 +47,14 @@ for step in "${STEPS[@]}"; do
             --defense bilinear-sv:gamma=0.5 --defense bilinear-sv:gamma=1.0 --defense bilinear-sv:gamma=1.5 ;;
     table15)  # SampleNet with other reconstructions (IRAD's SampleNet transferred; see README)
         run table15 --preset table15 --victim resnet32 --victim resnet20 -n 500 ;;
-    table3)  # adaptive BPDA: PGD-20 (EOT over 8 passes for randomized defenses)
-        run table3 --preset table3 --victim resnet32 --victim resnet20 --defense none "${CLASSIC[@]}" \
-            "${NAIVE[@]}" --defense disco --defense irad -n 200 ;;
+    table3)  # adaptive BPDA: PGD-20 (EOT over 8 passes for randomized defenses); the figures in docs/results.md.
+             # (The preset itself now runs the paper's protocol and a strong one: see table3-protocols.)
+        run table3 --preset table3 --attack pgd:steps=20 --victim resnet32 --victim resnet20 --defense none \
+            "${CLASSIC[@]}" "${NAIVE[@]}" --defense disco --defense irad -n 200 ;;
+    table3-protocols)  # the paper's BPDA protocol (pgd-paper: 10 x 1/255, no random start, no EOT) beside a
+                       # strong one (pgd-strong: 50 x 2/255, random start, EOT over 8 passes)
+        run table3-protocols --preset table3 --victim resnet32 --defense none --defense jpeg --defense bilinear-sv \
+            --defense disco --defense irad -n 100 ;;
     table5)  # full-gradient AutoAttack (standard) through the whole pipeline; LIIF back-propagates at a few
              # images/s on a CPU, hence 24 images; the naive shifts (where BPDA's identity backward misleads) on 200
         # (the preset's DiffPure rows need a GPU: AutoAttack through 20-100 reverse-SDE steps with EOT)
@@ -57,7 +62,7 @@ for step in "${STEPS[@]}"; do
         run table5-naive --preset table5 --victim resnet32 --defense nearest-si --defense bilinear-si -n 200 ;;
     nrp)  # the NRP baseline (its own trained purifier)
         run table2-nrp --preset table2 --victim resnet32 --victim resnet20 --defense nrp -n 500
-        run table3-nrp --preset table3 --victim resnet32 --defense nrp -n 200 ;;
+        run table3-nrp --preset table3 --attack pgd:steps=20 --victim resnet32 --defense nrp -n 200 ;;
     diffpure)  # DiffPure and IRAD+DiffPure purify in 20-100 SDE steps: 100 images
         run table2-diffpure --preset table2 --victim resnet32 --defense diffpure \
             --defense diffpure:t_star=0.02,steps=20 --defense irad+diffpure -n 100 ;;
@@ -80,13 +85,13 @@ for step in "${STEPS[@]}"; do
     randomization)  # random resizing + padding, drawn per image since session 5 (it was one draw per batch):
                     # its Table 2 and Table 3 rows again
         run table2-randomization --preset table2 --victim resnet32 --victim resnet20 --defense randomization -n 500
-        run table3-randomization --preset table3 --victim resnet32 --victim resnet20 --defense randomization -n 200 ;;
+        run table3-randomization --preset table3 --attack pgd:steps=20 --victim resnet32 --victim resnet20 --defense randomization -n 200 ;;
     table3-diffpure)  # BPDA PGD-20 (EOT 8) on the short DiffPure without and with IRAD after it, and on the
                       # 100-step DiffPure (about 4 CPU minutes per image): 16 images
         for d in diffpure:t_star=0.02,steps=20 irad+diffpure; do
-            run "table3-$(slug "$d")" --preset table3 --victim resnet32 --defense "$d" -n 16
+            run "table3-$(slug "$d")" --preset table3 --attack pgd:steps=20 --victim resnet32 --defense "$d" -n 16
         done
-        run table3-diffpure-100 --preset table3 --victim resnet32 --defense diffpure -n 16 ;;
+        run table3-diffpure-100 --preset table3 --attack pgd:steps=20 --victim resnet32 --defense diffpure -n 16 ;;
     bf16)  # IRAD in bfloat16 autocast vs fp32 (accuracy only: this CPU has no fast bf16)
         run bf16 --victim resnet32 --attack autoattack --defense irad --defense irad:precision=bf16 -n 500 ;;
     table7)  # training task of the implicit representation (models from scripts/table7.sh, reduced scale)

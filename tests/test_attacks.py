@@ -15,9 +15,9 @@ EPS = 8 / 255
 # fewer iterations / samples than the defaults for the multi-pass attacks (the defaults cost 60-150 passes a call)
 FAST = {"autoattack": {"n_iter": 3, "n_queries": 20}, "autoattack-rand": {"n_iter": 3, "eot_iter": 2},
         "admix": {"steps": 3, "m1": 2, "m2": 2}, "vmifgsm": {"steps": 4, "N": 2}, "vnifgsm": {"steps": 4, "N": 2},
-        "eotpgd": {"steps": 4}, "jitter": {"steps": 4}, "apgd": {"steps": 4}}
+        "eotpgd": {"steps": 4}, "jitter": {"steps": 4}, "apgd": {"steps": 4}, "pgd-strong": {"steps": 4}}
 EXPECTED_NAMES = {"autoattack", "autoattack-rand", "fgsm", "bim", "pgd", "rfgsm", "tpgd", "apgd", "eotpgd", "ffgsm",
-                  "mifgsm", "jitter", "vmifgsm", "vnifgsm", "admix"}
+                  "mifgsm", "jitter", "vmifgsm", "vnifgsm", "admix", "pgd-paper", "pgd-strong"}
 
 
 def fast(name: str) -> dict:

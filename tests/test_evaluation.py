@@ -497,7 +497,8 @@ def test_paper_figures_appear_only_beside_rows_measured_as_the_paper_did():
     assert paper_figures("table8", "irad", "autoattack", "oblivious") == PAPER["table8"]["irad"]
     assert paper_figures("table8", "irad", "fgsm", "oblivious") == (None, None)  # another attack
     assert paper_figures("table8", "irad", "autoattack", "bpda") == (None, None)  # another threat model
-    assert paper_figures("table3", "irad", "pgd:steps=20", "bpda") == PAPER["table3"]["irad"]
+    assert paper_figures("table3", "irad", "pgd-paper", "bpda") == PAPER["table3"]["irad"]  # the paper's protocol
+    assert paper_figures("table3", "irad", "pgd-strong", "bpda") == (None, None)  # a stronger one: no paper figure
     assert paper_figures("fig4", "irad", "pgd", "oblivious")[1] == 89.94
     assert paper_figures(None, "irad", "autoattack", "oblivious") == (None, None)
 

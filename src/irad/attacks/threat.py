@@ -69,8 +69,11 @@ class ThreatModel:
 
     def eot_samples_for(self, attack: str, eot_samples: int) -> int:
         """EOT passes the attacked module averages: 1 for attacks that average over randomness themselves
-        (AutoAttack 'rand' runs EOT with 20 samples inside APGD), else ``eot_samples``."""
-        return 1 if attack in EOT_NATIVE_ATTACKS else eot_samples
+        (AutoAttack 'rand' runs EOT with 20 samples inside APGD) and for protocols without EOT (``pgd-paper``),
+        else ``eot_samples``."""
+        from .library import NO_EOT_ATTACKS
+
+        return 1 if attack in EOT_NATIVE_ATTACKS or attack in NO_EOT_ATTACKS else eot_samples
 
     def victim(self, classifier: nn.Module, defense: nn.Module | None = None) -> nn.Module:
         """``classifier(defense(.))``: what classifies the adversarial images, in every threat model."""

@@ -80,3 +80,31 @@ def test_the_cli_names_only_the_files_it_wrote(tmp_path):
     assert "results.md, results.csv, results.json" in result.output
     assert "png" not in result.output  # one attack and one ε: no plot was drawn, so none is promised
     assert json.loads((tmp_path / "ev" / "results.json").read_text())["rows"]
+
+
+def test_randomized_defenses_report_the_worst_case_over_their_repeats(tmp_path):
+    """RA_worst counts an image as robust only if every repeat classifies it correctly: recomputed here from the
+    per-repeat predictions, with the repeats' seeds (seed + 1000 r) the runner documents."""
+    from irad.classifiers import load_classifier
+    from irad.data.datasets import load_dataset
+    from irad.defenses import defend, load_defense
+    from irad.utils import seed_everything
+
+    cfg = EvalConfig(victims=["resnet20"], defenses=["bilinear-sv"], attacks=["fgsm"], n_images=16, repeats=3,
+                     batch_size=16)
+    (row,) = evaluate(cfg, tmp_path / "ev", progress=False)
+    x, y = load_dataset("cifar10", "test").tensors(16)
+    (adv_file,) = [p for p in (tmp_path / "ev" / "cache").glob("adv-*.npz")]
+    adv = torch.from_numpy(np.load(adv_file)["adv"])
+    model = defend(load_classifier("resnet20"), load_defense("bilinear-sv"))
+    correct = []
+    for r in range(3):
+        seed_everything(1000 * r)
+        with torch.no_grad():
+            correct.append(model(adv).argmax(1) == y)
+    correct = torch.stack(correct)
+    assert row["adv_correct"] == int(correct.sum())
+    assert row["adv_correct_all"] == int(correct.all(0).sum())
+    assert row["RA_worst"] == pytest.approx(100 * float(correct.all(0).float().mean()))
+    assert row["RA_worst"] <= row["RA"]
+    assert "RA_worst" in markdown_table([row])

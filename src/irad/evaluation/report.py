@@ -24,10 +24,13 @@ def _fmt(v: Any) -> str:
 
 def markdown_table(rows: list[dict[str, Any]], preset: str | None = None) -> str:
     cols = [c for c in COLUMNS if c not in ("attack_seconds",)]
+    if any(r.get("repeats", 1) > 1 and r.get("RA_worst") is not None for r in rows):  # a randomized defense
+        cols.insert(cols.index("Avg"), "RA_worst")
     extra = ["paper SA", "paper RA"] if preset else []
     lines = ["| " + " | ".join(cols + extra) + " |", "|" + "---|" * (len(cols) + len(extra))]
     for r in sorted(rows, key=lambda r: (r["victim"], r["threat_model"], r["attack"], r["eps"])):
-        cells = [_fmt(r[c]) if c != "eps" else f"{r['eps'] * 255:.3g}/255" for c in cols]
+        cells = [f"{r['eps'] * 255:.3g}/255" if c == "eps" else "—" if r.get(c) is None else _fmt(r[c])
+                 for c in cols]
         used = r.get("attack_used")
         if used and used != r["attack"]:  # e.g. AutoAttack 'rand' on a randomized defense under full-gradient
             cells[cols.index("attack")] += f" (ran {used})"
@@ -41,10 +44,13 @@ def markdown_table(rows: list[dict[str, Any]], preset: str | None = None) -> str
         lines.append("\nPaper columns: the IRAD paper's figures for the same defense under the preset's own attack and "
                      "threat model (its victim: a WRN-28-10; its purifiers trained at full scale), for orientation; "
                      "— where the paper has none or this row's attack or threat model differs.")
-    lines.append("\nColumns: SA: standard accuracy (%, clean images through the defense); RA: robust accuracy (%, "
-                 "adversarial images through the defense); Avg: (SA + RA) / 2; ASR: attack success rate (%, of the "
-                 "evaluations correct on the clean image, the share the attack turns wrong); n: images; repeats: "
-                 "evaluations of a randomized defense (1 otherwise); defense_ms_per_image: the defense alone.")
+    lines.append("\nColumns: SA: standard accuracy (%, clean images through the defense); RA: robust accuracy "
+                 "(%, adversarial images through the defense; for a randomized defense the mean over its repeats); "
+                 "RA_worst (randomized defenses): an image counts as robust only if every repeat classifies it "
+                 "correctly, the worst case AutoAttack's authors advise; Avg: (SA + RA) / 2; ASR: attack success "
+                 "rate (%, of the evaluations correct on the clean image, the share the attack turns wrong); n: "
+                 "images; repeats: evaluations of a randomized defense (1 otherwise); defense_ms_per_image: the "
+                 "defense alone.")
     if any(r.get("victim_in_training") for r in rows):
         lines.append("\n† the defense was trained against this classifier (its adversarial pairs or SampleNet loss "
                      "used its gradients): such rows are white-box with respect to training; prefer other victims.")
@@ -92,7 +98,9 @@ def write_reports(rows: list[dict[str, Any]], out: Path, preset: str | None, san
     with atomic_write(out / "results.md", "w") as fh:
         fh.write(md)
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=COLUMNS + ["attack_used", "eot_samples", "batch_size", "clean_correct", "adv_correct", "evaluations", "start",
+    writer = csv.DictWriter(buf, fieldnames=COLUMNS + ["RA_worst", "SA_worst", "attack_used", "eot_samples",
+                                                       "batch_size", "clean_correct", "adv_correct",
+                                                       "adv_correct_all", "clean_correct_all", "evaluations", "start",
                                                        "seed", "max_linf", "crafted_on", "victim_in_training"],
                             extrasaction="ignore")
     writer.writeheader()

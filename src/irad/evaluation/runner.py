@@ -305,6 +305,9 @@ def evaluate(cfg: EvalConfig, out: str | Path, data_root=None, device=None, prog
                    "defense_weights": defense_meta.get("sha256"),
                    "victim_in_training": victim_n in trained_against,
                    "clean_correct": int(clean_ok.sum()), "adv_correct": int(adv_ok.sum()), "evaluations": n_eval,
+                   # worst case over the repeats (AutoAttack's advice for randomized defenses): an image counts as
+                   # robust only if every evaluation of it is correct
+                   "adv_correct_all": int(adv_ok.all(axis=0).sum()), "clean_correct_all": int(clean_ok.all(axis=0).sum()),
                    "asr_num": asr_num, "asr_den": asr_den, "attack_seconds": round(attack_seconds, 2),
                    "max_linf": float((adv - x).abs().max()), "device": str(dev),
                    "defense_ms_per_image": round(_time_defense(defense, x[:cfg.timing_images], dev), 4)}
@@ -330,6 +333,9 @@ def _with_rates(row: dict[str, Any]) -> dict[str, Any]:
     row["RA"] = 100.0 * row["adv_correct"] / n
     row["Avg"] = (row["SA"] + row["RA"]) / 2
     row["ASR"] = 100.0 * row["asr_num"] / row["asr_den"] if row["asr_den"] else float("nan")
+    for count, rate in (("adv_correct_all", "RA_worst"), ("clean_correct_all", "SA_worst")):
+        if row.get(count) is not None:
+            row[rate] = 100.0 * row[count] / row["n"]
     return row
 
 
@@ -478,6 +484,8 @@ def merge_results(folders: list[str | Path], out: str | Path) -> list[dict[str, 
             m = merged[k]
             for f in ("n", "clean_correct", "adv_correct", "evaluations", "asr_num", "asr_den", "attack_seconds"):
                 m[f] += r[f]
+            for f in ("adv_correct_all", "clean_correct_all"):  # absent from rows of older runs: then unknown
+                m[f] = m[f] + r[f] if f in m and f in r else None
             m["start"] = min(m["start"], span[0])
             m["image_ranges"] = _coalesce([*m["image_ranges"], [span[0], span[1] - 1]])
             m["max_linf"] = max(m["max_linf"], r["max_linf"])

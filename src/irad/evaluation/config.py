@@ -110,3 +110,5 @@ class EvalConfig:
     batch_size: int = 100
     timing_images: int = 32
     paper: str | None = None  # preset name whose paper figures are shown beside ours
+    indicators: bool = True  # attack-failure indicators for adaptive threat models (irad.attacks.indicators)
+    indicator_images: int = 8  # images the pipeline indicators run on (the binarization test: half of them)

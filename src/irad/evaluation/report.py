@@ -36,6 +36,8 @@ def markdown_table(rows: list[dict[str, Any]], preset: str | None = None) -> str
             cells[cols.index("attack")] += f" (ran {used})"
         if r.get("victim_in_training"):
             cells[0] += " †"
+        if r.get("attack_failure"):
+            cells[cols.index("RA")] += " ⚠"
         if preset:
             sa, ra = paper_figures(preset, r["defense"], r["attack"], r["threat_model"])
             cells += ["—" if sa is None else f"{sa:.2f}", "—" if ra is None else f"{ra:.2f}"]
@@ -51,6 +53,11 @@ def markdown_table(rows: list[dict[str, Any]], preset: str | None = None) -> str
                  "rate (%, of the evaluations correct on the clean image, the share the attack turns wrong); n: "
                  "images; repeats: evaluations of a randomized defense (1 otherwise); defense_ms_per_image: the "
                  "defense alone.")
+    if any(r.get("attack_failure") for r in rows):
+        lines.append("\n⚠ an attack-failure indicator fired for this pipeline ("
+                     + "; ".join(sorted({f"{r['defense']} / {r['threat_model']}: {', '.join(r['attack_failure'])}"
+                                         for r in rows if r.get("attack_failure")}))
+                     + "): its RA is probably an upper bound from a failed attack; see the sanity checks.")
     if any(r.get("victim_in_training") for r in rows):
         lines.append("\n† the defense was trained against this classifier (its adversarial pairs or SampleNet loss "
                      "used its gradients): such rows are white-box with respect to training; prefer other victims.")

@@ -438,10 +438,69 @@ def sanity_checks(rows, cfg: EvalConfig, get_defense, x, y, dev, get_victim=None
             warnings.warn(f"defense {spec!r}: gradients are {'non-finite' if not health['finite'] else 'mostly zero'}"
                           f" (gradient masking?): full-gradient numbers are not trustworthy; evaluate it with the "
                           f"'bpda' threat model", stacklevel=2)
+    if cfg.indicators:
+        checks += attack_failure_indicators(rows, cfg, get_defense, get_victim, x, y, dev)
     for c in checks:
         if c["ok"] is False and c["check"] != "gradients through the defense are finite and non-zero":
             warnings.warn(f"sanity check failed: {c}", stacklevel=2)
     return checks
+
+
+def attack_failure_indicators(rows, cfg: EvalConfig, get_defense, get_victim, x, y, dev) -> list[dict[str, Any]]:
+    """:mod:`irad.attacks.indicators` for every (victim, defense, adaptive threat model) of ``rows`` (on
+    ``cfg.indicator_images`` images), and the row comparisons: a black-box attack (Square) beating a white-box one,
+    full-gradient weaker than BPDA. Each fired indicator also marks its rows (``attack_failure``)."""
+    from ..attacks import THREAT_MODELS
+    from ..attacks import indicators as ind
+
+    out: list[dict[str, Any]] = []
+    fired_for: dict[tuple, list[str]] = {}
+    pipelines = sorted({(r["victim"], r["defense"], r["threat_model"], r["eps"]) for r in rows
+                        if r["threat_model"] in ADAPTIVE and r["defense"] != "none" and r["defense"] in cfg.defenses
+                        and r["victim"] in cfg.victims}) if x is not None else []
+    if pipelines:
+        xs, ys = x[:cfg.indicator_images].to(dev), y[:cfg.indicator_images].to(dev)
+    for victim_spec, defense_spec, tm, eps in pipelines:
+        threat = THREAT_MODELS.get(tm).factory()
+        attacked = threat.attacked_model(get_victim(victim_spec), get_defense(defense_spec), None,
+                                         eot_samples=cfg.eot_samples)
+        try:
+            found = ind.pipeline_indicators(attacked, xs, ys, eps)
+        except InputError as err:  # e.g. a defense without gradients under full-gradient
+            out.append({"check": "attack-failure indicators", "victim": victim_spec, "defense": defense_spec,
+                        "threat_model": tm, "note": str(err), "ok": None})
+            continue
+        for i in found:
+            out.append({"check": f"attack-failure indicator: {i.name}", "victim": victim_spec,
+                        "defense": defense_spec, "threat_model": tm, "eps": eps, "value": i.value,
+                        "note": i.message, "ok": None if i.fired is None else not i.fired})
+            if i.fired:
+                fired_for.setdefault((victim_spec, defense_spec, tm, eps), []).append(i.name)
+    by_setting: dict[tuple, dict[str, dict[str, Any]]] = {}
+    for r in rows:
+        by_setting.setdefault((r["victim"], r["defense"], r["eps"]), {})[f"{r['threat_model']}|{r['attack']}"] = r
+    for (victim_spec, defense_spec, eps), found_rows in by_setting.items():
+        for tm in ADAPTIVE:
+            white = [r for k, r in found_rows.items() if k.startswith(tm + "|") and "square" not in r["attack"]]
+            black = [r for k, r in found_rows.items() if k.startswith(tm + "|") and "square" in r["attack"]]
+            if white and black:
+                i = ind.black_box_beats_white_box(min(r["RA"] for r in black), min(r["RA"] for r in white),
+                                                  slack=100.0 / black[0]["evaluations"])
+                out.append({"check": f"attack-failure indicator: {i.name}", "victim": victim_spec,
+                            "defense": defense_spec, "threat_model": tm, "note": i.message, "ok": not i.fired})
+                if i.fired:
+                    fired_for.setdefault((victim_spec, defense_spec, tm, eps), []).append(i.name)
+        for attack in {k.split("|", 1)[1] for k in found_rows}:
+            full, bp = found_rows.get(f"full-gradient|{attack}"), found_rows.get(f"bpda|{attack}")
+            if full and bp:
+                i = ind.full_gradient_weaker_than_bpda(full["RA"], bp["RA"], slack=100.0 / full["evaluations"])
+                out.append({"check": f"attack-failure indicator: {i.name}", "victim": victim_spec,
+                            "defense": defense_spec, "attack": attack, "note": i.message, "ok": not i.fired})
+                if i.fired:
+                    fired_for.setdefault((victim_spec, defense_spec, "full-gradient", eps), []).append(i.name)
+    for r in rows:
+        r["attack_failure"] = fired_for.get((r["victim"], r["defense"], r["threat_model"], r["eps"]), [])
+    return out
 
 
 def _coalesce(ranges: list[list[int]]) -> list[list[int]]:

@@ -10,6 +10,27 @@ import click
 from ..errors import IradError
 
 
+def refuse_under_torchrun(ctx: click.Context, prefix: str = "") -> None:
+    """Under torchrun, refuse a subcommand that has no distributed version (N copies would run side by side and
+    write the same files)."""
+    from .. import distributed
+
+    sub = f"{prefix}{ctx.invoked_subcommand}"
+    if distributed.launched() and ctx.invoked_subcommand is not None and not any(
+            c == sub or c.startswith(sub + " ") for c in distributed.DISTRIBUTED_COMMANDS):
+        try:
+            distributed.require_single_process(sub)
+        except IradError as exc:
+            raise click.ClickException(str(exc)) from exc
+
+
+def on_main_process() -> bool:
+    """Whether this process prints results: always, except on ranks other than 0 under torchrun."""
+    from .. import distributed
+
+    return distributed.current().is_main
+
+
 def common_options(func: Callable[..., Any] | None = None, *, data: bool = True) -> Any:
     """Add ``--device``, ``--seed``, ``--batch-size`` and ``--data`` with the same meaning everywhere. Use as
     ``@common_options``, or ``@common_options(data=False)`` for commands that read no dataset: their ``--data`` is

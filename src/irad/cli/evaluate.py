@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from .common import PIXEL_BUDGET, common_options, friendly_errors
+from .common import PIXEL_BUDGET, common_options, friendly_errors, on_main_process, refuse_under_torchrun
 
 
 @click.group("evaluate", invoke_without_command=True)
@@ -45,6 +45,7 @@ def evaluate_cmd(ctx, preset, victims, defenses, attacks, threat_models, eps, su
     """Evaluate defenses under attack (default: the shipped IRAD in front of the third-party ResNet-32, AutoAttack,
     oblivious, on 100 shipped CIFAR-10 test images)."""
     if ctx.invoked_subcommand is not None:
+        refuse_under_torchrun(ctx, "evaluate ")
         return
     from ..evaluation import EvalConfig, evaluate
     from ..evaluation.presets import PRESETS
@@ -61,6 +62,8 @@ def evaluate_cmd(ctx, preset, victims, defenses, attacks, threat_models, eps, su
                      **{k: v for k, v in base.items() if k in {f.name for f in fields(EvalConfig)}})
     out_dir = Path(out or f"results/{preset or 'evaluate'}")
     rows = evaluate(cfg, out_dir, data_root=data_root, device=device, cache_dir=cache)
+    if not on_main_process():
+        return
     click.echo(markdown_table(rows, preset))
     written = ["results.md", "results.csv", "results.json"] + [p.name for p in (out_dir / "ra_vs_eps.png",
                                                                              out_dir / "per_attack.png") if p.is_file()]

@@ -7,6 +7,7 @@ import click
 from .. import __version__
 from .analyze import analyze_cmd
 from .bench import bench
+from .common import refuse_under_torchrun
 from .evaluate import evaluate_cmd
 from .listing import list_cmd
 from .purify import purify
@@ -57,16 +58,21 @@ def load_plugins(specs: list[str]) -> None:
 @click.option("--plugin", "plugins", multiple=True,
               help="Import this module (or .py file) first, e.g. one that registers your defense with "
                    "@DEFENSES.register; repeatable; $IRAD_PLUGINS (separated by spaces) is imported too.")
-def cli(plugins: tuple[str, ...]) -> None:
+@click.pass_context
+def cli(ctx: click.Context, plugins: tuple[str, ...]) -> None:
     """irad: test-time adversarial defense by implicit-representation-driven image resampling (IRAD).
 
     The commands that run models share --device, --seed, --batch-size and --data (purify and bench, which read
     no dataset, refuse --data rather than ignore it).
 
     Example: irad --plugin my_defenses.py evaluate --defense none --defense my-blur:sigma=0.8
+
+    Scaling out: `torchrun --nproc-per-node N -m irad train implicit|samplenet|classifier|pairs ...` and
+    `torchrun ... -m irad evaluate ...` run on N processes (see the README's "Scaling out").
     """
     import os
 
+    refuse_under_torchrun(ctx)
     load_plugins(os.environ.get("IRAD_PLUGINS", "").split() + list(plugins))
 
 

@@ -7,7 +7,7 @@ import functools
 
 import click
 
-from .common import PIXEL_BUDGET, common_options, friendly_errors
+from .common import PIXEL_BUDGET, common_options, friendly_errors, on_main_process, refuse_under_torchrun
 
 # options shared by the training commands
 VAL_SIZE = click.option("--val-size", type=click.IntRange(min=1), default=5000,
@@ -43,6 +43,8 @@ def _report(weights) -> None:
     """Print where the weights are, and say so when a --time-limit stopped the run before its last step."""
     from ..training.loop import stopped_early
 
+    if not on_main_process():
+        return
     click.echo(f"weights: {weights}")
     note = stopped_early(weights)
     if note:
@@ -80,8 +82,14 @@ def val_images(default: int, what: str):
 
 
 @click.group()
-def train() -> None:
-    """Train classifiers and the parts of IRAD (each run checkpoints and resumes)."""
+@click.pass_context
+def train(ctx: click.Context) -> None:
+    """Train classifiers and the parts of IRAD (each run checkpoints and resumes).
+
+    classifier, implicit, samplenet and pairs also run on several processes under torchrun
+    (`torchrun --nproc-per-node N -m irad train implicit ...`): --batch-size is then the global batch.
+    """
+    refuse_under_torchrun(ctx, "train ")
 
 
 @train.command("classifier")
@@ -105,8 +113,7 @@ def train_classifier_cmd(arch, dataset, epochs, lr, weight_decay, label_smoothin
     recipe = ClassifierRecipe(arch=arch, dataset=dataset, epochs=epochs, batch_size=batch_size or 512, lr=lr,
                               weight_decay=weight_decay, label_smoothing=label_smoothing, train_limit=train_limit,
                               val_size=val_size, seed=seed)
-    path = train_classifier(recipe, out, data_root=data_root, device=device)
-    click.echo(f"weights: {path}")
+    _report(train_classifier(recipe, out, data_root=data_root, device=device))
 
 
 @train.command("pairs")
@@ -138,6 +145,8 @@ def train_pairs_cmd(surrogate, surrogate_weights, dataset, split, eps, alpha, st
                        command=shlex.join(["irad", *sys.argv[1:]]))
     import json
 
+    if not on_main_process():
+        return
     meta = json.loads((path / "meta.json").read_text())
     click.echo(f"pairs: {path}  images={meta['images']}  attack success rate={meta['attack_success_rate']:.4f}")
 

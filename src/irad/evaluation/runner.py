@@ -5,6 +5,10 @@ victim or surrogate, attack and its parameters, ε, image range, a digest of the
 seed; for adaptive threat models also by the defense), so ten defenses share one oblivious attack run. Every finished result row is written to
 ``results.json`` atomically at once; a killed run resumes where it stopped. Rows hold counts (not only
 percentages), so runs over disjoint image ranges merge exactly (:func:`merge_results`).
+
+Under torchrun (:mod:`irad.distributed`) each process attacks and scores a contiguous share of the images, cut on
+batch boundaries; the counts are all-reduced and rank 0 writes the one report. Attacks reseed at every batch and
+randomized defenses are scored under a seed per (repeat, batch), so the numbers equal a one-process run's.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from .. import distributed
 from ..data.datasets import dataset_info, first_batch, load_dataset
 from ..defenses import defend, is_randomized
 from ..errors import InputError
@@ -33,10 +38,12 @@ ADAPTIVE = ("bpda", "full-gradient")
 
 
 class ResultStore:
-    """``results.json``: config + rows keyed by a stable string; written atomically after each row."""
+    """``results.json``: config + rows keyed by a stable string; written atomically after each row (by rank 0
+    only under torchrun), with how the run ran (``world_size``, ``backend``)."""
 
-    def __init__(self, path: Path, cfg: EvalConfig) -> None:
+    def __init__(self, path: Path, cfg: EvalConfig, group: distributed.Context = distributed.SINGLE) -> None:
         self.path = path
+        self.group = group
         self.rows: dict[str, dict[str, Any]] = {}
         if path.is_file():
             data = json.loads(path.read_text())
@@ -53,8 +60,9 @@ class ResultStore:
         self.save()
 
     def save(self) -> None:
-        atomic_save_json({"config": asdict(self.cfg), "rows": list(self.rows.values()), "sanity": self.sanity,
-                          "victims": self.victims}, self.path)
+        if self.group.is_main:
+            atomic_save_json({"config": asdict(self.cfg), "rows": list(self.rows.values()), "sanity": self.sanity,
+                              "victims": self.victims, **self.group.describe()}, self.path)
 
 
 def _key(**parts: Any) -> str:
@@ -71,17 +79,29 @@ def _data_digest(x: torch.Tensor, y: torch.Tensor) -> str:
 
 
 @torch.no_grad()
-def _is_correct(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, bs: int, dev) -> np.ndarray:
-    """Per image: does ``model`` classify it correctly (in batches of ``bs``)."""
-    out = []
+def _is_correct(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, bs: int, dev,
+                seed: int | None = None, first: int = 0) -> np.ndarray:
+    """Per image: does ``model`` classify it correctly (in batches of ``bs``). With ``seed``, torch's generators
+    are seeded before each batch from (seed, the batch's first image ``first + i``): a randomized model's draws
+    then depend on the batch, not on the images evaluated before it (so shares of the images scored by separate
+    processes give the numbers of one pass)."""
+    out = [np.zeros(0, dtype=bool)]
     for i in range(0, len(x), bs):
+        if seed is not None:
+            seed_everything(batch_seed(seed, first + i))
         out.append((model(x[i:i + bs].to(dev)).argmax(1).cpu() == y[i:i + bs]).numpy())
     return np.concatenate(out)
 
 
-def _correct(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, bs: int, dev) -> np.ndarray:
+def _correct(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, bs: int, dev,
+             seed: int | None = None, first: int = 0) -> np.ndarray:
     """:func:`_is_correct` of a defended model (the function evaluation rows are scored with)."""
-    return _is_correct(model, x, y, bs, dev)
+    return _is_correct(model, x, y, bs, dev, seed, first)
+
+
+def batch_seed(seed: int, first_image: int) -> int:
+    """The seed of the batch starting at image ``first_image`` of a run seeded ``seed``."""
+    return int(np.random.SeedSequence([seed % 2**63, first_image]).generate_state(1, np.uint32)[0])
 
 
 def _time_defense(defense: torch.nn.Module, x: torch.Tensor, dev: torch.device, repeats: int = 5) -> float:
@@ -170,15 +190,49 @@ def _craft(attack_spec: str, model: torch.nn.Module, x: torch.Tensor, y: torch.T
     return adv, seconds
 
 
+def _craft_share(attack_spec: str, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, seed: int,
+                 bs: int, dev: torch.device, cache: _AdvCache, key: str, progress: bool,
+                 group: distributed.Context) -> tuple[torch.Tensor, float]:
+    """:func:`_craft` on this process's share of the images (``group.share(len(x), bs)``): the adversarial
+    examples of the share and the attack's seconds summed over the processes. In one process, the whole of
+    :func:`_craft`. Under torchrun each share is cached (and resumed) under its own key; the shares are then
+    gathered into the one cache file a one-process run writes and reads."""
+    if not group.active:
+        return _craft(attack_spec, model, x, y, eps, seed, bs, dev, cache, key, progress)
+    from ..attacks import check_adversarial
+
+    share = group.share(len(x), bs)
+    hit = cache.get(key)
+    if hit is not None:
+        check_adversarial(x, hit[0], eps)
+        return hit[0][share], hit[1]
+    share_key = _key(whole=key, share=[share.start, share.stop])
+    if share.stop > share.start:
+        adv, seconds = _craft(attack_spec, model, x[share], y[share], eps, seed, bs, dev, cache, share_key,
+                              progress and group.is_main)
+    else:
+        adv, seconds = x[:0].clone(), 0.0
+    parts = group.gather((adv, seconds, share_key))
+    total = float(sum(p[1] for p in parts))
+    if group.is_main:
+        cache.put(key, torch.cat([p[0] for p in parts]), total)
+        for _, _, k in parts:
+            cache.path(k).unlink(missing_ok=True)
+    group.barrier()
+    return adv, total
+
+
 def evaluate(cfg: EvalConfig, out: str | Path, data_root=None, device=None, progress: bool = True,
              cache_dir: str | Path | None = None) -> list[dict[str, Any]]:
     """Run (or resume) an evaluation; writes results.json/.csv/.md (+ plots) into ``out``; returns the rows.
 
     ``cache_dir`` (default ``out/cache``) holds the adversarial examples; point several runs at one folder to share
-    attack runs between them."""
+    attack runs between them. Under torchrun the images are split across the processes (see the module's notes);
+    every process returns the same rows, rank 0 writes the files."""
     from ..attacks import THREAT_MODELS
 
-    dev = resolve_device(device)
+    group, dev = distributed.setup(resolve_device(device))
+    progress = progress and group.is_main
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     for tm in cfg.threat_models:
@@ -198,7 +252,7 @@ def evaluate(cfg: EvalConfig, out: str | Path, data_root=None, device=None, prog
         value = getattr(cfg, name)
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise InputError(f"{name} must be a whole number >= 1, got {value!r}")
-    store = ResultStore(out / "results.json", cfg)
+    store = ResultStore(out / "results.json", cfg, group)
     cache = _AdvCache(Path(cache_dir) if cache_dir else out / "cache")
     ds = load_dataset(cfg.dataset, cfg.split, root=data_root)
     x_all, y_all = first_batch(ds, cfg.start + cfg.n_images)
@@ -218,16 +272,19 @@ def evaluate(cfg: EvalConfig, out: str | Path, data_root=None, device=None, prog
             defenses[spec] = load_defense_spec(spec, dataset=cfg.dataset, device=dev)
         return defenses[spec]
 
+    share = group.share(len(x), cfg.batch_size)  # this process's images (all of them in one process)
+
     def score(victim, defense_spec: str, images: torch.Tensor) -> np.ndarray:
-        """Per-repeat, per-image correctness (repeats x images, bool): randomized defenses are evaluated
-        ``repeats`` times, repeat r under seed ``cfg.seed + 1000 r`` (so clean and adversarial images of one
-        repeat can be paired)."""
+        """Per-repeat, per-image correctness (repeats x images of this share, bool): randomized defenses are
+        evaluated ``repeats`` times, repeat r under seed ``cfg.seed + 1000 r``, drawn per batch from that seed and
+        the batch's first image in the dataset (:func:`batch_seed`), so clean and adversarial images of one repeat
+        can be paired, and runs over image ranges that start on batch boundaries merge to one run's numbers."""
         defense = get_defense(defense_spec)
         reps = cfg.repeats if is_randomized(defense) else 1
         correct = []
         for r in range(reps):
-            seed_everything(cfg.seed + 1000 * r)
-            correct.append(_correct(defend(victim, defense), images, y, cfg.batch_size, dev))
+            correct.append(_correct(defend(victim, defense), images, y[share], cfg.batch_size, dev,
+                                    seed=cfg.seed + 1000 * r, first=cfg.start + share.start))
         return np.stack(correct)
 
     victims: dict[str, torch.nn.Module] = {}
@@ -239,10 +296,12 @@ def evaluate(cfg: EvalConfig, out: str | Path, data_root=None, device=None, prog
 
     _check_specs_up_front(cfg, get_defense, get_victim, eps_list[0], x[:1].to(dev))
     for spec in cfg.victims:  # a wrong normalisation or checkpoint shows here, before any attack runs
-        ok = _is_correct(get_victim(spec), x, y, cfg.batch_size, dev)
-        store.victims[spec] = {"clean_accuracy": float(ok.mean()), "images": len(ok)}
+        ok = _is_correct(get_victim(spec), x[share], y[share], cfg.batch_size, dev)
+        n_ok, n_seen = group.all_sum([ok.sum(), len(ok)])
+        store.victims[spec] = {"clean_accuracy": float(n_ok / n_seen), "images": int(n_seen)}
         if progress:
-            tqdm.write(f"victim {spec}: clean accuracy {100 * ok.mean():.1f} % on {len(ok)} images (no defense)")
+            tqdm.write(f"victim {spec}: clean accuracy {100 * n_ok / n_seen:.1f} % on {int(n_seen)} images "
+                       f"(no defense)")
     jobs = [(v, tm, a, e) for v in cfg.victims for tm in cfg.threat_models for a in cfg.attacks for e in eps_list]
     bar = tqdm(total=len(jobs) * len(cfg.defenses), desc="evaluate", disable=not progress)
     surrogate_model = get_victim(cfg.surrogate) if cfg.surrogate else None  # built by the check above
@@ -283,16 +342,22 @@ def evaluate(cfg: EvalConfig, out: str | Path, data_root=None, device=None, prog
             adv_key = _key(crafted_on=crafted_on, threat_model=tm if tm in ADAPTIVE else "non-adaptive",
                            attack=used_attack, eps=eps, eot_samples=eot, **common)
             seed_everything(cfg.seed)
-            adv, attack_seconds = _craft(used_attack, attacked, x, y, eps, cfg.seed, cfg.batch_size, dev, cache,
-                                         adv_key, progress)
-            clean_ok = score(victim, defense_spec, x)
+            adv, attack_seconds = _craft_share(used_attack, attacked, x, y, eps, cfg.seed, cfg.batch_size, dev,
+                                               cache, adv_key, progress, group)
+            clean_ok = score(victim, defense_spec, x[share])
             adv_ok = score(victim, defense_spec, adv)
-            reps, n_eval = len(clean_ok), clean_ok.size
-            # ASR: of the (repeat, image) evaluations classified correctly when clean, the share the attack flips
-            asr_den = int(clean_ok.sum())
-            asr_num = int((clean_ok & ~adv_ok).sum())
+            # ASR: of the (repeat, image) evaluations classified correctly when clean, the share the attack flips;
+            # the counts of all processes' shares are summed
+            counts = group.all_sum([clean_ok.sum(), adv_ok.sum(), clean_ok.size, adv_ok.all(axis=0).sum(),
+                                    clean_ok.all(axis=0).sum(), (clean_ok & ~adv_ok).sum()])
+            clean_correct, adv_correct, n_eval, adv_all, clean_all, asr_num = (int(c) for c in counts)
+            reps, asr_den = len(clean_ok), clean_correct
+            max_linf = float(group.all_max([(adv - x[share]).abs().max() if len(adv) else 0.0])[0])
+            # timing: rank 0 alone, on an otherwise idle device
+            ms = round(_time_defense(defense, x[:cfg.timing_images], dev), 4) if group.is_main else None
+            ms = group.broadcast(ms)
             trained_against = defense_meta.get("trained_against") or []
-            if victim_n in trained_against:
+            if victim_n in trained_against and group.is_main:
                 warnings.warn(f"the victim {victim_n!r} is a classifier the {defense_spec!r} defense was trained "
                               "against: its rows are marked 'victim_in_training' (white-box w.r.t. training)",
                               stacklevel=2)
@@ -304,17 +369,18 @@ def evaluate(cfg: EvalConfig, out: str | Path, data_root=None, device=None, prog
                    "crafted_on": crafted_on, "victim_weights": victim.weights_sha256,
                    "defense_weights": defense_meta.get("sha256"),
                    "victim_in_training": victim_n in trained_against,
-                   "clean_correct": int(clean_ok.sum()), "adv_correct": int(adv_ok.sum()), "evaluations": n_eval,
+                   "clean_correct": clean_correct, "adv_correct": adv_correct, "evaluations": n_eval,
                    # worst case over the repeats (AutoAttack's advice for randomized defenses): an image counts as
                    # robust only if every evaluation of it is correct
-                   "adv_correct_all": int(adv_ok.all(axis=0).sum()), "clean_correct_all": int(clean_ok.all(axis=0).sum()),
+                   "adv_correct_all": adv_all, "clean_correct_all": clean_all,
                    "asr_num": asr_num, "asr_den": asr_den, "attack_seconds": round(attack_seconds, 2),
-                   "max_linf": float((adv - x).abs().max()), "device": str(dev),
-                   "defense_ms_per_image": round(_time_defense(defense, x[:cfg.timing_images], dev), 4)}
+                   "max_linf": max_linf, "device": str(dev), "defense_ms_per_image": ms}
             store.add(_with_rates(row))
     bar.close()
     # Report this configuration's rows only; rows of earlier configurations stay in results.json.
     rows = [store.rows[k] for k in current_keys]
+    if not group.is_main:  # rank 0 runs the sanity checks (on its own full copy of the images) and writes
+        return rows
     store.sanity = sanity_checks(rows, cfg, get_defense, x, y, dev, get_victim)
     store.save()
     from .report import write_reports
@@ -565,8 +631,8 @@ def merge_results(folders: list[str | Path], out: str | Path) -> list[dict[str, 
                      out / "results.json")
     write_reports(rows, out, None, sanity, note=(
         f"Merged from {len(folders)} runs over disjoint image ranges ({', '.join(map(str, folders))}): counts are "
-        "summed. Attacks with a random start (PGD, AutoAttack) and randomized defenses draw their randomness per "
-        "batch, so this equals one run over the same images exactly only where the attack and the defense are "
-        "deterministic; elsewhere it is the same protocol with other random draws. The sanity checks are each "
-        "run's own." + apart_note))
+        "summed. Attacks reseed at every batch and randomized defenses are scored under seeds of (repeat, the "
+        "batch's first image), so this equals one run over the same images exactly when every run's --start is a "
+        "multiple of the batch size; otherwise attacks with a random start and randomized defenses ran the same "
+        "protocol with other random draws. The sanity checks are each run's own." + apart_note))
     return rows

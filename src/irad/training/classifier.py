@@ -16,13 +16,14 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from .. import distributed
 from ..classifiers import build_classifier
 from ..data.datasets import ImageDataset, dataset_info, load_dataset
 from ..errors import InputError
 from ..utils import resolve_device, seed_everything
 from ..weights import save_weights
 from .augment import random_crop_flip
-from .loop import require_positive
+from .loop import batch_share, require_positive, wrap_for_training
 from .rundir import RunDir
 
 
@@ -75,9 +76,16 @@ def check_recipe(recipe: ClassifierRecipe) -> None:
 
 def train_classifier(recipe: ClassifierRecipe, out: str | Path, data_root=None, device=None,
                      command: list[str] | None = None, progress: bool = True) -> Path:
-    """Train, checkpointing after every epoch (resumes from ``out/checkpoint.pt``); returns the weight file."""
+    """Train, checkpointing after every epoch (resumes from ``out/checkpoint.pt``); returns the weight file.
+
+    Under torchrun ``recipe.batch_size`` is the global batch, split across the processes (gradients all-reduced by
+    DistributedDataParallel). Batch norm becomes SyncBatchNorm on GPUs (statistics of the whole batch, as in one
+    process); on CPUs, where SyncBatchNorm does not run, each process normalises with its share's statistics."""
     check_recipe(recipe)
-    dev = resolve_device(device)
+    group, dev = distributed.setup(resolve_device(device))
+    if recipe.batch_size < group.world_size:
+        raise InputError(f"classifier training: the batch of {recipe.batch_size} is smaller than the "
+                         f"{group.world_size} processes it is split across; pass a larger --batch-size")
     run = RunDir(out, command)
     gen = seed_everything(recipe.seed)
     train = load_dataset(recipe.dataset, "train", root=data_root, val_size=recipe.val_size)
@@ -97,6 +105,14 @@ def train_classifier(recipe: ClassifierRecipe, out: str | Path, data_root=None, 
         xs, _ = train.tensors(5000)
         model.net.init_whitening(((xs - model.mean.cpu()) / model.std.cpu()).to(dev))
         model.net.whiten.weight.requires_grad_(False)
+    batch_norm = None
+    if group.active:
+        if dev.type == "cuda":
+            model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+            batch_norm = "SyncBatchNorm: statistics of the whole batch"
+        else:
+            batch_norm = "per process: each normalises with its share's statistics (SyncBatchNorm needs GPUs)"
+    net = wrap_for_training(model, group)
     params = [p for p in model.parameters() if p.requires_grad]
     decay = [p for p in params if p.dim() > 1]
     no_decay = [p for p in params if p.dim() <= 1]
@@ -117,32 +133,37 @@ def train_classifier(recipe: ClassifierRecipe, out: str | Path, data_root=None, 
         start_epoch, history = ckpt["epoch"], ckpt["history"]
         run.log({"event": "resume", "epoch": start_epoch})
     else:
-        run.log({"event": "start", **asdict(recipe), "device": str(dev), "train_images": len(train)})
+        run.log({"event": "start", **asdict(recipe), "device": str(dev), "train_images": len(train),
+                 **({"distributed": {**group.describe(), "global_batch": recipe.batch_size,
+                                     "batch_norm": batch_norm}} if group.active else {})})
 
     for epoch in range(start_epoch, recipe.epochs):
         model.train()
         t0 = time.time()
         order = torch.randperm(len(train), generator=gen)
-        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{recipe.epochs}", disable=not progress,
-                   leave=False)
+        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{recipe.epochs}",
+                   disable=not (progress and group.is_main), leave=False)
         loss_sum = 0.0
         for i in bar:
             step = epoch * steps_per_epoch + i
-            for group in opt.param_groups:
-                group["lr"] = _lr_at(step, total, recipe)
+            for param_group in opt.param_groups:
+                param_group["lr"] = _lr_at(step, total, recipe)
             idx = order[i * recipe.batch_size:(i + 1) * recipe.batch_size].numpy()
             x = torch.from_numpy(train.images[idx]).permute(0, 3, 1, 2).float().div_(255.0)
-            x = random_crop_flip(x, generator=gen).to(dev)
+            x = random_crop_flip(x, generator=gen)  # drawn for the whole batch, then this process's share kept
+            share, weight = batch_share(len(idx), group)
+            x = x[share].to(dev)
             if dev.type == "cpu":
                 x = x.contiguous(memory_format=torch.channels_last)
-            y = torch.from_numpy(train.labels[idx]).to(dev)
-            loss = F.cross_entropy(model(x), y, label_smoothing=recipe.label_smoothing)
+            y = torch.from_numpy(train.labels[idx][share]).to(dev)
+            loss = F.cross_entropy(net(x), y, label_smoothing=recipe.label_smoothing)
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            (loss * weight).backward()
             opt.step()
-            loss_sum += loss.item()
-            bar.set_postfix(loss=f"{loss.item():.3f}")
-        val_acc = accuracy(model, xv, yv, device=dev)
+            batch_loss = float(group.all_sum([loss.item() * weight])[0]) / group.world_size
+            loss_sum += batch_loss
+            bar.set_postfix(loss=f"{batch_loss:.3f}")
+        val_acc = accuracy(model, xv, yv, device=dev) if group.is_main else None
         record = {"epoch": epoch + 1, "train_loss": loss_sum / steps_per_epoch, "val_acc": val_acc,
                   "epoch_seconds": round(time.time() - t0, 1)}
         history.append(record)
@@ -151,12 +172,18 @@ def train_classifier(recipe: ClassifierRecipe, out: str | Path, data_root=None, 
                              "generator": gen.get_state(), "history": history, "recipe": asdict(recipe)})
 
     weights_path = run.path / f"{recipe.arch}-{recipe.dataset}.safetensors"
+    if not group.is_main:
+        group.barrier()  # rank 0 writes the weights
+        return weights_path
+    # (SyncBatchNorm's tensors carry BatchNorm2d's names: the file loads into the plain architecture)
     save_weights(model.net.state_dict(), weights_path, {
         "kind": "classifier", "arch": recipe.arch, "dataset": recipe.dataset,
         "num_classes": num_classes,
         "mean": model.mean.flatten().tolist(), "std": model.std.flatten().tolist(),
         "val_accuracy": history[-1]["val_acc"] if history else None, "recipe": asdict(recipe),
         "command": run.command, "device": str(dev),
+        **({"distributed": {**group.describe(), "batch_norm": batch_norm}} if group.active else {}),
     })
     run.log({"event": "done", "weights": str(weights_path)})
+    group.barrier()
     return weights_path

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .. import distributed
 from ..data.datasets import ImageDataset, load_dataset
 from ..errors import DataError, InputError
 from ..reconstruction import ImplicitReconstruction
@@ -26,9 +27,9 @@ from ..utils import resolve_device, seed_everything, sha256_file
 from ..weights import save_weights
 from .augment import random_crops
 from .pairs import AdversarialPairs, check_pair_splits
-from .loop import check_schedule, cosine_lr, minutes_to_seconds, train_steps
+from .loop import Step, check_schedule, cosine_lr, minutes_to_seconds, train_steps
 from .rundir import RunDir
-from .tasks import TASKS, Task, TaskBatch, sample_queries
+from .tasks import TASKS, Task, TaskBatch, sample_queries, take
 
 
 LR_SCHEDULES = ("constant", "cosine")
@@ -96,7 +97,7 @@ class _Source:
         return to_t(self.clean), None if self.adv is None else to_t(self.adv)
 
 
-def l1_on_batch(model: ImplicitReconstruction, batch: TaskBatch) -> torch.Tensor:
+def l1_on_batch(model: torch.nn.Module, batch: TaskBatch) -> torch.Tensor:
     pred = model(batch.inputs).query(batch.coords, batch.cell)
     return F.l1_loss(pred, batch.targets)
 
@@ -158,7 +159,7 @@ def train_implicit(cfg: ImplicitConfig, out: str | Path, data_root=None, device=
     time_limit_s = minutes_to_seconds(time_limit_min)
     task = TASKS.build(cfg.task)
     check_pair_options(cfg, task)
-    dev = resolve_device(device)
+    group, dev = distributed.setup(resolve_device(device))
     run = RunDir(out, command)
     seed_everything(cfg.seed)
     train = _Source(cfg.pairs, cfg.dataset, "train", data_root, cfg.val_size, cfg.train_limit)
@@ -181,16 +182,18 @@ def train_implicit(cfg: ImplicitConfig, out: str | Path, data_root=None, device=
         start_record["init_sha256"] = warm_start(model, cfg.init)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=tuple(cfg.betas))
 
-    def loss_fn(idx: np.ndarray, gen: torch.Generator) -> torch.Tensor:
-        clean, adv = train.batch(idx)
+    def loss_fn(step: Step) -> torch.Tensor:
+        # every random draw is made for the whole batch (the same on every process), then this share is kept
+        gen = step.generator
+        clean, adv = train.batch(step.indices)
         if torch.rand((), generator=gen) < 0.5:  # horizontal flip, the same for the pair
             clean, adv = clean.flip(-1), None if adv is None else adv.flip(-1)
         if crop is not None:
             clean, adv = random_crops([clean, adv], crop, gen)
         batch = task(clean.to(dev), None if adv is None else adv.to(dev), gen)
-        batch = sample_queries(batch, cfg.queries, gen)
+        batch = take(sample_queries(batch, cfg.queries, gen), step.share)
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.amp):
-            return l1_on_batch(model, batch)
+            return l1_on_batch(step.net, batch)
 
     path = run.path / f"implicit-{cfg.task}.safetensors"
 
@@ -203,8 +206,10 @@ def train_implicit(cfg: ImplicitConfig, out: str | Path, data_root=None, device=
                        lambda: validate_all(model, task, vals, cfg.val_images, dev), "train_l1",
                        f"implicit/{cfg.task}", progress, start_record, time_limit_s,
                        export=export, lr_at=cosine_lr(cfg.lr) if cfg.lr_schedule == "cosine" else None)
-    export(done)
+    if group.is_main:
+        export(done)
     run.log({"event": "done", "weights": str(path)})
+    group.barrier()  # every process returns once the weights are on disk
     return path
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -13,14 +13,33 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from .. import distributed
 from ..errors import InputError
 from ..utils.validation import is_real
 from ..weights import read_sidecar
 from .rundir import RunDir
 
 
+@dataclass(frozen=True)
+class Step:
+    """What a trainer's loss function gets for one step.
+
+    ``indices`` is the whole (global) batch and ``generator`` is seeded by (seed, step): draw every random
+    augmentation for the whole batch, then keep ``share`` (this process's contiguous part; all of it in one
+    process) and run ``net`` (the trained module, wrapped in DistributedDataParallel under torchrun: call it, not
+    the bare module) on that part only. The loss returned is the mean over the share; :func:`train_steps` weighs
+    the shares so that the all-reduced gradient is the one of the whole batch's mean, whatever the number of
+    processes.
+    """
+
+    indices: np.ndarray
+    generator: torch.Generator
+    share: slice
+    net: torch.nn.Module
+
+
 def train_steps(run: RunDir, cfg: Any, module: torch.nn.Module, opt: torch.optim.Optimizer, n_items: int,
-                loss_fn: Callable[[np.ndarray, torch.Generator], torch.Tensor],
+                loss_fn: Callable[[Step], torch.Tensor],
                 validate: Callable[[], dict[str, float]], loss_name: str, desc: str, progress: bool = True,
                 start_record: dict[str, Any] | None = None, time_limit_s: float | None = None,
                 export: Callable[[dict[str, Any]], None] | None = None,
@@ -28,7 +47,11 @@ def train_steps(run: RunDir, cfg: Any, module: torch.nn.Module, opt: torch.optim
     """Optimise ``module`` for ``cfg.epochs`` epochs (fractional allowed) of ``n_items`` in batches of
     ``cfg.batch_size``; return ``{"steps_done": ..., "steps_planned": ...}``.
 
-    ``loss_fn(indices, generator)`` returns the batch loss; the generator is seeded by (seed, step), the order by
+    Under torchrun (:mod:`irad.distributed`) ``cfg.batch_size`` is the global batch: each process computes the loss
+    on its share of it and DistributedDataParallel all-reduces the gradients, so N processes take the steps one
+    process would (equal weights up to float rounding); only rank 0 validates, logs, checkpoints and exports.
+
+    ``loss_fn(step)`` returns the loss of a :class:`Step`; its generator is seeded by (seed, step), the order by
     (seed, epoch) and torch's global generators by (seed, step) (:func:`step_rng`), so a run resumed from ``run``'s
     checkpoint continues exactly as if it had not stopped. A checkpoint is written every ``cfg.checkpoint_every``
     steps and at each epoch end, where ``validate()`` runs.
@@ -44,6 +67,11 @@ def train_steps(run: RunDir, cfg: Any, module: torch.nn.Module, opt: torch.optim
     that is a function of the step alone, so resuming needs no scheduler state).
     """
     deadline = None if time_limit_s is None else time.monotonic() + time_limit_s
+    group = distributed.current()
+    if cfg.batch_size < group.world_size:
+        raise InputError(f"the batch of {cfg.batch_size} is smaller than the {group.world_size} processes it is split "
+                         f"across; pass --batch-size >= {group.world_size} (it is the global batch)")
+    net = wrap_for_training(module, group)
     steps_per_epoch = math.ceil(n_items / cfg.batch_size)
     total_steps = max(1, round(cfg.epochs * steps_per_epoch))
     step, train_s = 0, 0.0
@@ -61,8 +89,11 @@ def train_steps(run: RunDir, cfg: Any, module: torch.nn.Module, opt: torch.optim
                  **({"note": "already complete: nothing to train, the weights are exported again"}
                     if step >= total_steps else {})})
     else:
-        run.log({"event": "start", **asdict(cfg), **(start_record or {}), "total_steps": total_steps})
-    bar = tqdm(total=total_steps, initial=step, desc=desc, disable=not progress)
+        run.log({"event": "start", **asdict(cfg), **(start_record or {}), "total_steps": total_steps,
+                 **({"distributed": {**group.describe(), "global_batch": cfg.batch_size,
+                                     "per_process_batch": -(-cfg.batch_size // group.world_size)}}
+                    if group.active else {})})
+    bar = tqdm(total=total_steps, initial=step, desc=desc, disable=not (progress and group.is_main))
     loss_acc, n_acc, t0 = 0.0, 0, time.time()
     module.train()
     while step < total_steps:
@@ -71,32 +102,36 @@ def train_steps(run: RunDir, cfg: Any, module: torch.nn.Module, opt: torch.optim
         idx = order[pos * cfg.batch_size:(pos + 1) * cfg.batch_size]
         t_step = time.perf_counter()
         if lr_at is not None:
-            for group in opt.param_groups:
-                group["lr"] = lr_at(step, total_steps)
+            for param_group in opt.param_groups:
+                param_group["lr"] = lr_at(step, total_steps)
+        share, weight = batch_share(len(idx), group)
         with step_rng(cfg.seed, step, _param_device(module)):
-            loss = loss_fn(idx, torch.Generator().manual_seed(cfg.seed * 1_000_003 + step))
+            loss = loss_fn(Step(idx, torch.Generator().manual_seed(cfg.seed * 1_000_003 + step), share, net))
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            (loss * weight).backward()
             opt.step()
         step += 1
         train_s += time.perf_counter() - t_step
-        loss_acc, n_acc = loss_acc + loss.item(), n_acc + 1
+        batch_loss = float(group.all_sum([loss.item() * weight])[0]) / group.world_size  # the whole batch's mean
+        loss_acc, n_acc = loss_acc + batch_loss, n_acc + 1
         bar.update(1)
-        bar.set_postfix(loss=f"{loss.item():.4f}")
+        bar.set_postfix(loss=f"{batch_loss:.4f}")
         end_of_epoch = step % steps_per_epoch == 0 or step == total_steps
         out_of_time = deadline is not None and time.monotonic() >= deadline and step < total_steps
+        if group.active and deadline is not None:  # all processes stop at the same step
+            out_of_time = group.any(out_of_time)
         validate_now = end_of_epoch or out_of_time or bool(val_every and step % val_every == 0)
         if step % cfg.checkpoint_every == 0 or validate_now:
             record = {"step": step, "epoch": round(step / steps_per_epoch, 3), loss_name: loss_acc / n_acc,
                       "images_per_s": round(n_acc * cfg.batch_size / (time.time() - t0), 2),
                       "images_seen": images_seen(step, steps_per_epoch, n_items, cfg.batch_size), "train_s": round(train_s, 3)}
-            if validate_now:
+            if validate_now and group.is_main:
                 record.update(validate())
                 module.train()
             run.log(record)
             run.save_checkpoint({"model": module.state_dict(), "optimizer": opt.state_dict(), "step": step,
                                  "config": asdict(cfg), "train_seconds": train_s})
-            if validate_now and export is not None and step < total_steps:  # the caller exports the final one
+            if validate_now and export is not None and step < total_steps and group.is_main:  # (final: the caller)
                 export({"steps_done": step, "steps_planned": total_steps, "images_seen": record["images_seen"],
                         "train_s": record["train_s"], **{k: v for k, v in record.items() if k.startswith("val")}})
             loss_acc, n_acc, t0 = 0.0, 0, time.time()
@@ -106,6 +141,29 @@ def train_steps(run: RunDir, cfg: Any, module: torch.nn.Module, opt: torch.optim
             break
     bar.close()
     return {"steps_done": step, "steps_planned": total_steps}
+
+
+def wrap_for_training(module: torch.nn.Module, group: distributed.Context) -> torch.nn.Module:
+    """``module`` itself in one process; under torchrun, wrapped in DistributedDataParallel (which broadcasts rank
+    0's parameters, so every process starts from the same weights, and all-reduces the gradients)."""
+    if not group.active:
+        return module
+    from torch.nn.parallel import DistributedDataParallel
+
+    dev = _param_device(module)
+    return DistributedDataParallel(module, device_ids=[dev] if dev.type == "cuda" else None)
+
+
+def batch_share(batch: int, group: distributed.Context) -> tuple[slice, float]:
+    """This process's part of a batch of ``batch`` items and the weight of its mean loss: share / batch x world,
+    so that DistributedDataParallel's average of the weighted gradients is the gradient of the batch's mean. A
+    process left without items (a last batch smaller than the world) runs its forward on one item with weight 0:
+    every process must take part in each all-reduce."""
+    share = group.share(batch)
+    n = share.stop - share.start
+    if n == 0:
+        return slice(batch - 1, batch), 0.0
+    return share, n * group.world_size / batch
 
 
 def cosine_lr(peak: float, final_fraction: float = 0.01) -> Callable[[int, int], float]:

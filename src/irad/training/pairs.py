@@ -5,6 +5,8 @@ ResNet-18 surrogate by default. Adversarial images are stored quantised to uint8
 ε-ball, since clean pixels are integers / 255), in shards ``shard_XXXXX.npz`` holding ``index`` (into the split),
 ``adv`` (N x H x W x 3 uint8), ``labels`` and ``fooled`` (surrogate wrong on the stored adversarial image).
 Existing shards are skipped, so a killed run resumes. ``meta.json`` records settings and the success rate.
+Under torchrun the shards are dealt out to the processes (shard k to rank k mod N); each shard is seeded on its own,
+so the folder is the same whatever the number of processes, and rank 0 writes ``meta.json`` when all are done.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from .. import distributed
 from ..data.datasets import ImageDataset, load_dataset
 from ..data.images import to_uint8
 from ..errors import DataError, InputError
@@ -53,16 +56,19 @@ def craft_pairs(cfg: PairsConfig, out: str | Path, data_root=None, device=None, 
         old = json.loads(meta_path.read_text())["config"]
         if old != asdict(cfg):
             raise InputError(f"{out} holds pairs made with other settings ({old}); use another --out folder")
-    dev = resolve_device(device)
+    group, dev = distributed.setup(resolve_device(device))
     ds = load_dataset(cfg.dataset, cfg.split, root=data_root, val_size=cfg.val_size)
     if not isinstance(ds, ImageDataset):
         raise DataError("pair crafting needs an in-memory dataset (.npz or torchvision CIFAR folders)")
     n = len(ds) if cfg.limit is None else min(cfg.limit, len(ds))
     model = load_classifier(cfg.surrogate, cfg.dataset, cfg.surrogate_weights, device=dev)
-    atomic_save_json({"config": asdict(cfg), "complete": False, "command": command}, meta_path)
+    group.barrier()  # every process has compared the settings before rank 0 rewrites meta.json
+    if group.is_main:
+        atomic_save_json({"config": asdict(cfg), "complete": False, "command": command}, meta_path)
     attack = torchattacks.PGD(model, eps=cfg.eps, alpha=cfg.alpha, steps=cfg.steps, random_start=True)
     starts = list(range(0, n, cfg.shard_size))
-    for shard_id, start in enumerate(tqdm(starts, desc="shards", disable=not progress)):
+    mine = list(enumerate(starts))[group.rank::group.world_size]
+    for shard_id, start in tqdm(mine, desc="shards", disable=not (progress and group.is_main)):
         path = out / f"shard_{shard_id:05d}.npz"
         if path.is_file():
             continue
@@ -79,10 +85,14 @@ def craft_pairs(cfg: PairsConfig, out: str | Path, data_root=None, device=None, 
         with atomic_write(path) as fh:
             np.savez(fh, index=np.arange(start, start + len(x)), adv=np.concatenate(advs),
                      labels=y.numpy(), fooled=np.concatenate(fooled))
-    fooled_all = np.concatenate([np.load(out / f"shard_{i:05d}.npz")["fooled"] for i in range(len(starts))])
-    atomic_save_json({"config": asdict(cfg), "complete": True, "images": int(n),
-                      "attack_success_rate": float(fooled_all.mean()), "command": command,
-                      "finished": time.strftime("%Y-%m-%d %H:%M:%S")}, meta_path)
+    group.barrier()  # all shards written
+    if group.is_main:
+        fooled_all = np.concatenate([np.load(out / f"shard_{i:05d}.npz")["fooled"] for i in range(len(starts))])
+        atomic_save_json({"config": asdict(cfg), "complete": True, "images": int(n),
+                          "attack_success_rate": float(fooled_all.mean()), "command": command,
+                          "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
+                          **({"distributed": group.describe()} if group.active else {})}, meta_path)
+    group.barrier()
     return out
 
 

@@ -15,13 +15,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .. import distributed
 from ..errors import InputError
 from ..reconstruction.base import pixel_grid
 from ..sampling import SampleNet
 from ..utils import resolve_device, seed_everything
 from .implicit import save_resampler_weights
 from .pairs import AdversarialPairs, check_pair_splits
-from .loop import check_schedule, minutes_to_seconds, train_steps
+from .loop import Step, check_schedule, minutes_to_seconds, train_steps
 from .rundir import RunDir
 
 
@@ -44,14 +45,15 @@ class SampleNetConfig:
     seed: int = 0
 
 
-def resample_with(recon, samplenet: SampleNet, images: torch.Tensor, freeze_encoder: bool = True) -> torch.Tensor:
-    """IR(implicit, SampleNet) with the encoder run once (no gradient through the frozen encoder)."""
+def resample_with(recon, samplenet: torch.nn.Module, images: torch.Tensor, freeze_encoder: bool = True) -> torch.Tensor:
+    """IR(implicit, SampleNet) with the encoder run once (no gradient through the frozen encoder). ``samplenet`` is
+    called (its forward gives the coordinates U = G + shift), so a DistributedDataParallel wrapper works too."""
     with torch.set_grad_enabled(not freeze_encoder and torch.is_grad_enabled()):
         feats = recon.encoder(images)
     n, _, h, w = images.shape
     grid = pixel_grid(n, h, w, device=images.device)
-    coords = grid + samplenet.shift(feats, grid)
-    return recon.from_features(images, feats).query(coords).clamp(0, 1)
+    phi = recon.from_features(images, feats)
+    return phi.query(samplenet(phi, grid)).clamp(0, 1)
 
 
 @torch.no_grad()
@@ -91,7 +93,7 @@ def train_samplenet(cfg: SampleNetConfig, out: str | Path, data_root=None, devic
     check_schedule(cfg, "SampleNet training")  # settings are checked before the run folder is made
     time_limit_s = minutes_to_seconds(time_limit_min)
     check_pair_splits(cfg.pairs, cfg.val_pairs, cfg.dataset)
-    dev = resolve_device(device)
+    group, dev = distributed.setup(resolve_device(device))
     run = RunDir(out, command)
     seed_everything(cfg.seed)
     recon, _, implicit_meta = load_irad_parts(cfg.implicit, cfg.dataset)
@@ -101,16 +103,17 @@ def train_samplenet(cfg: SampleNetConfig, out: str | Path, data_root=None, devic
     train, val = AdversarialPairs(cfg.pairs, data_root), AdversarialPairs(cfg.val_pairs, data_root)
     n_train = len(train) if cfg.train_limit is None else min(cfg.train_limit, len(train))
     opt = torch.optim.Adam(samplenet.parameters(), lr=cfg.lr, betas=tuple(cfg.betas))
-    if run.load_checkpoint() is None:
+    if run.load_checkpoint() is None and group.is_main:
         run.log({"event": "initial", **validation_accuracy(recon, samplenet, classifier, val, cfg.val_images, dev)})
 
-    def loss_fn(idx: np.ndarray, gen: torch.Generator) -> torch.Tensor:
-        clean, adv, y = train.batch(idx)
-        if torch.rand((), generator=gen) < 0.5:
+    def loss_fn(step: Step) -> torch.Tensor:
+        clean, adv, y = train.batch(step.indices)
+        if torch.rand((), generator=step.generator) < 0.5:  # drawn for the whole batch, then this share is kept
             clean, adv = clean.flip(-1), adv.flip(-1)
+        clean, adv, y = clean[step.share], adv[step.share], y[step.share]
         x = torch.cat([clean, adv]).to(dev)
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.amp):
-            logits = classifier(resample_with(recon, samplenet, x)).float()
+            logits = classifier(resample_with(recon, step.net, x)).float()
         return 2 * F.cross_entropy(logits, torch.cat([y, y]).to(dev))  # = CE(clean) + CE(adv), batch means
 
     done = train_steps(run, cfg, samplenet, opt, n_train, loss_fn,
@@ -118,9 +121,14 @@ def train_samplenet(cfg: SampleNetConfig, out: str | Path, data_root=None, devic
                        "train_ce", "samplenet", progress, {"device": str(dev), "train_images": n_train},
                        time_limit_s)
     path = run.path / "irad.safetensors"
+    if not group.is_main:
+        group.barrier()  # rank 0 writes the weights
+        return path
     save_resampler_weights(recon, samplenet, path, {
         "task": implicit_meta.get("task"), "dataset": cfg.dataset, "implicit_config": implicit_meta.get(
             "implicit_config"), "implicit_command": implicit_meta.get("command"), "samplenet_config": asdict(cfg),
-        "command": run.command, "device": str(dev), "trained_against": trained_against(train, cfg), **done})
+        "command": run.command, "device": str(dev), "trained_against": trained_against(train, cfg), **done,
+        **({"distributed": group.describe()} if group.active else {})})
     run.log({"event": "done", "weights": str(path)})
+    group.barrier()
     return path

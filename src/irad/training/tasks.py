@@ -114,3 +114,9 @@ def sample_queries(batch: TaskBatch, queries: int | None, gen: torch.Generator) 
     tgt = batch.targets.reshape(n, 3, h * w).gather(2, idx.unsqueeze(1).expand(n, 3, queries)).unsqueeze(-1)
     pick = lambda t: t.reshape(n, h * w, 2).gather(1, idx.unsqueeze(-1).expand(n, queries, 2)).unsqueeze(2)  # noqa
     return TaskBatch(batch.inputs, tgt, pick(batch.coords), None if batch.cell is None else pick(batch.cell))
+
+
+def take(batch: TaskBatch, share: slice) -> TaskBatch:
+    """The images ``share`` of a batch (a process's part of it under torchrun; everything for ``slice(None)``)."""
+    return TaskBatch(batch.inputs[share], batch.targets[share], batch.coords[share],
+                     None if batch.cell is None else batch.cell[share])

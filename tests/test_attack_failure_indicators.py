@@ -93,3 +93,21 @@ def test_evaluation_reports_fired_indicators_and_marks_the_rows(tmp_path):
     assert saved["rows"][0]["attack_failure"] == row["attack_failure"]
     md = (tmp_path / "ev" / "results.md").read_text()
     assert "⚠" in md and "probably an upper bound" in md
+
+
+def test_randomness_marks_the_rows_whose_attack_did_not_average_over_the_draws(tmp_path):
+    """A randomized defense fires the randomness indicator; it marks the BPDA row of the paper's protocol (no EOT),
+    not the row of an attack that ran EOT over the defense's draws."""
+    from irad.evaluation import EvalConfig, evaluate
+
+    cfg = EvalConfig(victims=["resnet20"], defenses=["bilinear-sv"], attacks=["pgd-paper", "pgd:steps=3"],
+                     threat_models=["bpda"], n_images=6, repeats=2, eot_samples=2, indicator_images=6)
+    with pytest.warns(UserWarning):
+        rows = evaluate(cfg, tmp_path / "ev", progress=False)
+    by_attack = {r["attack"]: r for r in rows}
+    saved = json.loads((tmp_path / "ev" / "results.json").read_text())
+    (check,) = [c for c in saved["sanity"] if c["check"] == "attack-failure indicator: randomness"]
+    assert check["ok"] is False  # bilinear-sv's random shifts change predictions between passes
+    assert by_attack["pgd-paper"]["eot_samples"] is None and "randomness" in by_attack["pgd-paper"]["attack_failure"]
+    assert by_attack["pgd:steps=3"]["eot_samples"] == 2
+    assert "randomness" not in by_attack["pgd:steps=3"]["attack_failure"]

@@ -565,7 +565,11 @@ def attack_failure_indicators(rows, cfg: EvalConfig, get_defense, get_victim, x,
                 if i.fired:
                     fired_for.setdefault((victim_spec, defense_spec, "full-gradient", eps), []).append(i.name)
     for r in rows:
-        r["attack_failure"] = fired_for.get((r["victim"], r["defense"], r["threat_model"], r["eps"]), [])
+        fired = fired_for.get((r["victim"], r["defense"], r["threat_model"], r["eps"]), [])
+        if r.get("eot_samples") or "rand" in str(r.get("attack_used", "")):
+            # randomness is what EOT answers: a row whose attack averaged over the defense's draws addressed it
+            fired = [name for name in fired if name != "randomness"]
+        r["attack_failure"] = fired
     return out
 
 

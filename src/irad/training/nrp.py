@@ -22,7 +22,6 @@ import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -34,7 +33,7 @@ from ..errors import InputError
 from ..utils import resolve_device, seed_everything
 from ..weights import save_weights
 from .augment import random_crop_flip
-from .loop import train_steps
+from .loop import Step, train_steps
 from .rundir import RunDir
 from .stl import psnr
 
@@ -176,11 +175,14 @@ def train_nrp(cfg: NRPConfig, out: str | Path, data_root=None, device=None, comm
     sums = {"train_feature_loss": 0.0, "train_pixel_loss": 0.0, "n": 0}
     last: dict[str, float] = {}
 
-    def loss_fn(idx: np.ndarray, gen: torch.Generator) -> torch.Tensor:
-        x = random_crop_flip(train.subset(idx).tensors()[0], cfg.pad, gen).to(dev)
+    def loss_fn(step: Step) -> torch.Tensor:
+        gen = step.generator
+        x = random_crop_flip(train.subset(step.indices).tensors()[0], cfg.pad, gen).to(dev)
         with torch.no_grad():
             target = features(x)
-        purified = purifier(ssp(x, features, cfg.eps, cfg.ssp_step, cfg.ssp_steps, gen, target))
+        perturbed = ssp(x, features, cfg.eps, cfg.ssp_step, cfg.ssp_steps, gen, target)  # draws for the whole batch
+        x, target, perturbed = x[step.share], target[step.share], perturbed[step.share]
+        purified = step.net(perturbed)
         feature_loss = feature_distortion(features(purified), target)
         pixel_loss = (purified - x).pow(2).mean()
         sums["train_feature_loss"] += feature_loss.item()

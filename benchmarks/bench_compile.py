@@ -5,7 +5,7 @@ The EDSR encoder (33 3x3 convolutions of 64 features) is about half of what irad
 already runs near this machine's peak in oneDNN. Inductor with ``freezing`` fuses each convolution with its ReLU /
 residual addition and pre-packs the weights. This script compiles the encoder of a random-weight IRAD of the paper's
 architecture, checks it gives the same features, and times, side by side in one process (timed calls interleaved,
-see ``irad.benchmarking.time_side_by_side``): the encoder eager vs compiled, and the whole IRAD purification with
+see ``irad.bench.timing.time_side_by_side``): the encoder eager vs compiled, and the whole IRAD purification with
 the eager vs the compiled encoder. The compile time (first call) is printed too.
 
 Compiled modules here serve inference only (``freezing`` folds the weights in as constants), so attacks that
@@ -24,8 +24,8 @@ from pathlib import Path
 
 import torch
 
-from irad.benchmarking import time_side_by_side
-from irad.benchmarking_reference import load_pair, make_random_weights
+from irad.bench.timing import time_side_by_side
+from irad.reference import load_pair, make_random_weights
 
 
 def main() -> None:

@@ -2,7 +2,7 @@
 
 Checks that both agree (fp32, max |difference| <= 1e-4) with shared random weights of the paper's architecture,
 then times both side by side (ms per image, images per second, peak memory, speed-up), for IRAD and for DISCO
-(the implicit reconstruction alone). The logic lives in ``irad.benchmarking_reference`` (also behind
+(the implicit reconstruction alone). The logic lives in ``irad.bench.reference`` (command line: ``irad.cli.bench_reference``) (also behind
 ``irad bench --reference``).
 
     python benchmarks/bench_irad.py                          # CPU: batches 1,64,200; CUDA: 1,64,200,1000, fp32 + bf16
@@ -16,10 +16,10 @@ import sys
 from pathlib import Path
 
 try:
-    from irad.benchmarking_reference import main
+    from irad.cli.bench_reference import main
 except ImportError:  # run from a checkout without installing the package
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-    from irad.benchmarking_reference import main
+    from irad.cli.bench_reference import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,4 +1,4 @@
-"""irad's optimised IRAD / DISCO against the plain reference implementation of ``irad.benchmarking_reference``
+"""irad's optimised IRAD / DISCO against the plain reference implementation of ``irad.reference``
 (written from Eq. 9-10 the way the authors' code computes them), with shared random weights of a small
 architecture. Also a smoke run of the benchmark script's logic and of ``irad bench --reference``."""
 
@@ -11,7 +11,8 @@ import torch
 from click.testing import CliRunner
 
 import irad
-from irad.benchmarking_reference import ReferenceIRAD, liif_centres, main, make_random_weights
+from irad.cli.bench_reference import main
+from irad.reference import ReferenceIRAD, liif_centres, make_random_weights
 from irad.reconstruction.implicit import LocalEnsembleMLP
 
 SMALL = {"n_resblocks": 2, "n_feats": 16, "hidden": (32, 32)}
@@ -105,13 +106,13 @@ def test_cli_bench_reference(weights, tmp_path):
 
 
 def _small_pair(weights):
-    from irad.benchmarking_reference import load_pair
+    from irad.reference import load_pair
 
     return load_pair(weights, torch.device("cpu"))
 
 
 def test_training_benchmark_agrees_with_the_reference_and_reports_throughput(weights):
-    from irad.benchmarking_training import GRAD_RTOL, format_training_markdown, run_training_benchmark
+    from irad.bench.training import GRAD_RTOL, format_training_markdown, run_training_benchmark
 
     pair = _small_pair(weights)
     before = {n: p.detach().clone() for n, p in pair["irad"].named_parameters()}
@@ -131,7 +132,7 @@ def test_training_benchmark_agrees_with_the_reference_and_reports_throughput(wei
 
 
 def test_training_agreement_check_detects_a_different_reference(weights, monkeypatch):
-    import irad.benchmarking_training as bt
+    import irad.bench.training as bt
 
     real = bt.liif_query
     monkeypatch.setattr(bt, "liif_query", lambda *a, **k: real(*a, **k) * 1.001)
@@ -159,7 +160,7 @@ def test_cli_bench_defense_specs_with_parameters():
 def test_side_by_side_timing_interleaves_the_modules():
     """Each module warms up once, then the timed calls alternate in turns whose order flips, A B B A A B (fair
     ratios on a shared machine, and neither module always runs right after the other)."""
-    from irad.benchmarking import time_side_by_side
+    from irad.bench.timing import time_side_by_side
 
     calls = []
 
@@ -184,7 +185,7 @@ def test_every_compared_output_is_computed_without_tf32(weights, monkeypatch):
     tolerance, SampleNet's shift included, must come from inside ``strict_fp32``."""
     import contextlib
 
-    import irad.benchmarking_reference as br
+    import irad.bench.reference as br
 
     pair = _small_pair(weights)
     state = {"strict": False}
@@ -220,7 +221,7 @@ def test_every_compared_output_is_computed_without_tf32(weights, monkeypatch):
 def test_training_step_timing_interleaves_the_sides_and_steps_each_optimizer():
     """Training steps are timed like inference: one warm-up step per side, then turns whose order flips; every
     step runs a forward, a backward and an Adam update of the shared parameters."""
-    from irad.benchmarking_training import time_steps
+    from irad.bench.training import time_steps
 
     weight = torch.nn.Parameter(torch.ones(3))
     calls = []
@@ -245,7 +246,7 @@ def test_peak_memory_is_measured_per_module_on_linux():
     first (the high-water mark is reset before each module's warm-up call)."""
     import sys
 
-    from irad.benchmarking import time_side_by_side
+    from irad.bench.timing import time_side_by_side
 
     import os
 

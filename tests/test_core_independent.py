@@ -1,7 +1,7 @@
 """Core paths checked against facts that do not come from the code under test: the evaluation presets build and
 run, Table 15's SampleNet on nearest/bilinear reconstructions (identity when untrained, otherwise the shift of
 the independent reference resampled with ``grid_sample``), input gradients of IRAD / DISCO against the plain
-reference of ``irad.benchmarking_reference`` in float64, and ``LocalEnsembleMLP`` on single rows / columns and
+reference of ``irad.reference`` in float64, and ``LocalEnsembleMLP`` on single rows / columns and
 without local ensemble against LIIF's query written out by hand."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import irad
-from irad.benchmarking_reference import ReferenceIRAD, liif_centres, liif_query, make_random_weights
+from irad.reference import ReferenceIRAD, liif_centres, liif_query, make_random_weights
 from irad.errors import InputError
 from irad.evaluation.config import parse_spec
 from irad.evaluation.presets import FIG4_DISCO, FIG4_IRAD, PAPER, PRESETS

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 import irad
 import irad.defenses.diffpure as diffpure_module
 import irad.training.diffusion as training_module
-from irad.benchmarking_reference import make_random_weights
+from irad.reference import make_random_weights
 from irad.cli.main import cli
 from irad.defenses import is_randomized
 from irad.defenses.diffpure import DiffPure

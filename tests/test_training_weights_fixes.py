@@ -20,7 +20,7 @@ from click.testing import CliRunner
 import irad
 import irad.training.diffusion as diffusion_module
 import irad.weights.store as store
-from irad.benchmarking_reference import make_random_weights
+from irad.reference import make_random_weights
 from irad.cli.main import cli
 from irad.defenses import is_randomized
 from irad.diffusion import ScoreUNet

@@ -1,7 +1,7 @@
 """``irad bench``: purification cost of defenses (ms per image, images per second, peak memory).
 
 ``irad bench --reference`` instead checks irad's IRAD against a straightforward reference implementation of the
-paper (shared random weights, or ``--weights``) and times both side by side (``irad.benchmarking_reference``,
+paper (shared random weights, or ``--weights``) and times both side by side (``irad.bench.reference``,
 the same as ``benchmarks/bench_irad.py``)."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from click.core import ParameterSource
 from .common import common_options, friendly_errors
 
 
-#: options of the comparison with the reference implementation (``irad.benchmarking_reference``)
+#: options of the comparison with the reference implementation (``irad.bench.reference``)
 REFERENCE_ONLY = ("weights", "precisions", "image_sizes", "strict_fp32", "json_path", "training", "train_batch",
                   "train_queries")
 
@@ -89,7 +89,7 @@ def bench(defenses, batch_sizes, image_size, repeats, reference, weights, precis
     """Time defenses on random images, after a warm-up, side by side in one run."""
     check_options(click.get_current_context(), reference, training, image_sizes)
     if reference:
-        from ..benchmarking_reference import build_parser, run_from_args
+        from .bench_reference import build_parser, run_from_args
 
         argv = ["--device", device, "--image-size", str(image_size), "--repeats", str(repeats), "--seed", str(seed)]
         for flag, value in (("--batch-sizes", batch_sizes), ("--weights", weights), ("--precisions", precisions),
@@ -109,8 +109,7 @@ def bench(defenses, batch_sizes, image_size, repeats, reference, weights, precis
 
     import torch
 
-    from ..benchmarking import time_module
-    from ..benchmarking_reference import device_name
+    from ..bench.timing import device_name, time_module
     from ..evaluation.config import load_defense_spec
     from ..utils import resolve_device, seed_everything
 

@@ -107,7 +107,7 @@ def batch_seed(seed: int, first_image: int) -> int:
 def _time_defense(defense: torch.nn.Module, x: torch.Tensor, dev: torch.device, repeats: int = 5) -> float:
     """Milliseconds per image of the defense alone (median of ``repeats`` runs after a warm-up), separate from
     any attack."""
-    from ..benchmarking import time_batch
+    from ..bench.timing import time_batch
 
     return time_batch(defense, x.to(dev), dev, repeats)["ms_per_image"]
 

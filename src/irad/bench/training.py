@@ -8,7 +8,7 @@ One optimisation step (forward, backward, Adam) of
   encoder and decoder frozen.
 
 irad's side is what ``irad train implicit`` / ``irad train samplenet`` run (``ImplicitReconstruction.query`` and
-``training.samplenet.resample_with``); the reference side is ``benchmarking_reference`` (unfolded 576-d features
+``training.samplenet.resample_with``); the reference side is :mod:`irad.reference` (unfolded 576-d features
 per neighbour; for SampleNet the encoder runs twice). Both share the same tensors; before timing, one step's loss
 and gradients are compared.
 """
@@ -23,8 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .benchmarking import device_sync, interleaved_medians
-from .benchmarking_reference import _run_edsr, liif_centres, liif_query
+from ..reference import liif_centres, liif_query, run_edsr
+from .timing import device_sync, interleaved_medians
 
 #: relative tolerance of the loss / gradient agreement check, which runs in float64 (in fp32 the gradients, sums
 #: of thousands of terms that partly cancel, differ by up to ~1e-2 relative between any two orders of summation)
@@ -55,7 +55,7 @@ def implicit_losses(pair: dict[str, nn.Module], images: torch.Tensor, targets: t
         return F.l1_loss(recon(images).query(coords_px)[..., 0], target_rgb)
 
     def reference() -> torch.Tensor:
-        rgb = liif_query(_run_edsr(recon.encoder, images), coords_liif, cell, linears) * 0.5 + 0.5
+        rgb = liif_query(run_edsr(recon.encoder, images), coords_liif, cell, linears) * 0.5 + 0.5
         return F.l1_loss(rgb.permute(0, 2, 1), target_rgb)
 
     return {"ours": ours, "reference": reference}
@@ -64,7 +64,7 @@ def implicit_losses(pair: dict[str, nn.Module], images: torch.Tensor, targets: t
 def samplenet_losses(pair: dict[str, nn.Module], images: torch.Tensor, labels: torch.Tensor,
                      classifier: nn.Module) -> dict[str, Callable[[], torch.Tensor]]:
     """Cross-entropy closures for irad's and the reference's SampleNet stage (encoder and decoder frozen)."""
-    from .training.samplenet import resample_with
+    from ..training.samplenet import resample_with
 
     recon, samplenet = pair["irad"].reconstruction, pair["irad"].sampler
 
@@ -97,7 +97,7 @@ def time_steps(losses: dict[str, Callable[[], torch.Tensor]], params: list[nn.Pa
                device: torch.device, repeats: int, lr: float) -> dict[str, dict[str, Any]]:
     """Median images/s of a full step (zero_grad, forward, backward, Adam with the paper's betas) for each loss,
     after one warm-up step each, with the timed steps interleaved in turns whose order flips (A B, B A, ...) as in
-    :func:`irad.benchmarking.time_side_by_side`, so that a noisy moment of a shared machine hits both sides alike.
+    :func:`irad.bench.timing.time_side_by_side`, so that a noisy moment of a shared machine hits both sides alike.
 
     Each side has its own Adam (its state is part of its cost); both train the same ``params``, which only changes
     their values between steps, not the work a step does."""
@@ -136,7 +136,7 @@ def _only_trainable(pair: dict[str, nn.Module], params: list[nn.Parameter]) -> N
 def run_training_benchmark(pair: dict[str, nn.Module], device: torch.device, batch: int, image_size: int,
                            queries: int | None, repeats: int, seed: int, log=print) -> list[dict[str, Any]]:
     """Both training stages, irad against the reference: agreement check, then images/s side by side."""
-    from .classifiers import build_classifier
+    from ..classifiers import build_classifier
 
     gen = torch.Generator().manual_seed(seed + 2)  # images, targets, labels
     images = torch.rand(batch, 3, image_size, image_size, generator=gen).to(device)

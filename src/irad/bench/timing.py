@@ -1,8 +1,10 @@
-"""Timing helpers shared by ``irad bench`` and the scripts in ``benchmarks/``."""
+"""Timing helpers shared by ``irad bench`` and the scripts in ``benchmarks/``; the device's name."""
 
 from __future__ import annotations
 
+import platform
 import time
+from pathlib import Path
 from typing import Any, Callable
 
 import torch
@@ -89,3 +91,15 @@ def _rss_mib() -> float:
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return f"{line.split(':', 1)[1].strip()} ({torch.get_num_threads()} threads)"
+    except OSError:
+        pass
+    return f"{platform.processor() or platform.machine()} ({torch.get_num_threads()} threads)"

@@ -1,0 +1,1 @@
+"""Benchmarks: timing helpers, irad against the reference IRAD (purification and training steps)."""

@@ -40,7 +40,7 @@ json.dump({"arch": "resnet18", "dataset": "cifar10", "mean": None, "std": None, 
            "source": "pyautoattack==0.2.0 examples/model_test.pt, rounded to float16 for a GPU call's carry"},
           open("gpu-c1/resnet18-fp16.json", "w"), indent=1)
 from irad.classifiers import load_classifier
-from irad.data.datasets import load_dataset
+from irad.data import load_dataset
 x, y = load_dataset("cifar10", "test").tensors(1000, 0)
 with torch.no_grad():
     logits = [torch.cat([load_classifier("resnet18", weights=w)(x[i:i + 250]) for i in range(0, 1000, 250)])

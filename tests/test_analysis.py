@@ -136,7 +136,7 @@ def test_grad_cam_vanishes_where_the_activations_do():
 
 def test_analyze_tables_match_an_independent_recomputation(tmp_path):
     from irad.classifiers import load_classifier
-    from irad.data.datasets import load_dataset
+    from irad.data import load_dataset
     from irad.defenses import load_defense
 
     cfg = AnalysisConfig(victim="resnet20", defenses=["median"], attack="fgsm", n_images=8, cases=2,

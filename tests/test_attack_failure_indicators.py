@@ -12,7 +12,7 @@ from torch import nn
 
 from irad.attacks import indicators as ind
 from irad.classifiers import load_classifier
-from irad.data.datasets import load_dataset
+from irad.data import load_dataset
 from irad.defenses import DEFENSES, defend, load_defense
 
 pytestmark = pytest.mark.usefixtures("clean_env", "one_thread")

@@ -17,7 +17,7 @@ from irad.attacks import build_attack
 from irad.attacks.admix import pick_partners
 from irad.defenses.classic import MedianFilter
 from irad.defenses.diffpure import DiffPure
-from irad.defenses.stl import SparseTransformationLayer, analyze, lipschitz_constant, synthesize
+from irad.defenses.stl import SparseTransformationLayer, analyze, synthesize
 from irad.diffusion import VPSDE
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py

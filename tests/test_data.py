@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import pickle
-import zipfile
 
 import numpy as np
 import pytest
@@ -13,7 +12,7 @@ import torch
 from PIL import Image
 
 from irad.data import dataset_info, load_dataset, read_image, shipped_sample_path, write_image
-from irad.data.datasets import DATASETS, ImageDataset
+from irad.data import DATASETS, ImageDataset
 from irad.errors import DataError, InputError, UnknownNameError
 
 pytestmark = pytest.mark.usefixtures("clean_env")

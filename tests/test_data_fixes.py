@@ -16,7 +16,7 @@ from PIL import Image
 import irad
 from irad.cli.main import cli
 from irad.data import load_dataset, read_image
-from irad.data.datasets import ImageDataset, download_dataset, read_npz
+from irad.data import ImageDataset, download_dataset, read_npz
 from irad.errors import DataError, InputError
 
 pytestmark = pytest.mark.usefixtures("clean_env")

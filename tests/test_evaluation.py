@@ -20,7 +20,7 @@ from torch import nn
 import irad
 import irad.attacks
 from irad.cli.main import cli
-from irad.defenses import DEFENSES, is_randomized
+from irad.defenses import DEFENSES
 from irad.errors import InputError, IradError, UnknownNameError
 from irad.evaluation import EvalConfig, evaluate, merge_results
 from irad.evaluation import runner

@@ -87,7 +87,7 @@ def test_randomized_defenses_report_the_worst_case_over_their_repeats(tmp_path):
     per-repeat predictions, with the seeds the runner documents: repeat r of the batch starting at image 0 under
     SeedSequence([seed + 1000 r, 0])."""
     from irad.classifiers import load_classifier
-    from irad.data.datasets import load_dataset
+    from irad.data import load_dataset
     from irad.defenses import defend, load_defense
     from irad.utils import seed_everything
 

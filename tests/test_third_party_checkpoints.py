@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import warnings
 
-import numpy as np
 import pytest
 import torch
 
@@ -109,7 +108,7 @@ def test_command_line_victim_spec_takes_normalisation_and_refuses_unknown_keys(n
 
 
 def test_evaluate_records_and_prints_the_victims_clean_accuracy(tmp_path, capsys):
-    from irad.data.datasets import load_dataset
+    from irad.data import load_dataset
     from irad.evaluation import EvalConfig, evaluate
 
     evaluate(EvalConfig(victims=["resnet20"], defenses=["none"], attacks=["fgsm"], n_images=20, repeats=1),

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..data.datasets import dataset_info
+from ..data import dataset_info
 from ..utils import seed_everything
 from ..utils.io import atomic_write
 from . import features as feat

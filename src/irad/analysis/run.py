@@ -24,7 +24,7 @@ import torch
 from tqdm import tqdm
 
 from .. import metrics
-from ..data.datasets import ImageDataset, load_dataset
+from ..data import ImageDataset, load_dataset
 from ..errors import DataError, InputError
 from ..utils import atomic_save_json, resolve_device, seed_everything
 from ..utils.io import atomic_write

@@ -9,7 +9,7 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
-from ..data.datasets import dataset_info
+from ..data import dataset_info
 from ..errors import InputError, UnknownNameError, WeightsError
 from ..registry import Registry
 from ..utils.io import sha256_file

@@ -9,7 +9,7 @@ import click
 import numpy as np
 import torch
 
-from ..data.images import IMAGE_SUFFIXES
+from ..data.images import IMAGE_SUFFIXES, from_uint8
 from ..errors import InputError
 from .common import common_options, friendly_errors
 
@@ -137,7 +137,7 @@ def purify(inputs, output, defense, dataset, weights, device, seed, batch_size, 
 
     Example: irad purify photos/ purified/ --defense irad
     """
-    from ..data.datasets import read_npz_images
+    from ..data import read_npz_images
     from ..data.images import read_image, to_uint8, write_image
     from ..utils import atomic_write
 
@@ -149,7 +149,7 @@ def purify(inputs, output, defense, dataset, weights, device, seed, batch_size, 
         if Path(output).suffix != ".npz":
             raise InputError(f"an .npz input needs an .npz OUTPUT, got {output!r}")
         images, labels = read_npz_images(paths[0])
-        x = torch.from_numpy(images).permute(0, 3, 1, 2).float().div_(255.0)
+        x = from_uint8(images)
         _check_purifiable(paths[0], x[0])
         out = to_uint8(_purifier(defense, dataset, weights, device, seed, batch_size)(x))
         arrays = {"images": out} if labels is None else {"images": out, "labels": labels}

@@ -23,7 +23,7 @@ def downloadable(func):
     @functools.wraps(func)
     def wrapper(*args, download: bool = False, **kwargs):
         if download:
-            from ..data.datasets import download_dataset
+            from ..data import download_dataset
 
             click.echo(f"data: {download_dataset(kwargs['dataset'], kwargs['data_root'])}")
         return func(*args, **kwargs)

@@ -49,7 +49,7 @@ def read_image(path: str | Path) -> torch.Tensor:
             arr = np.asarray(img.convert("RGB"), dtype=np.uint8)
     except (UnidentifiedImageError, OSError, SyntaxError) as exc:
         raise InputError(f"{str(path)!r} is not a readable image ({exc}); pass a PNG/JPEG/BMP file") from exc
-    return torch.from_numpy(arr.copy()).permute(2, 0, 1).float() / 255.0
+    return from_uint8(arr.copy()).contiguous()
 
 
 def rgb_image(path: str | Path) -> Image.Image:
@@ -60,6 +60,18 @@ def rgb_image(path: str | Path) -> Image.Image:
             return img.convert("RGB")
         arr = _wide_pixels(img, str(path))
     return Image.fromarray((arr * np.float32(255.0)).round().astype(np.uint8))
+
+
+def from_uint8(pixels: np.ndarray | torch.Tensor, channels_last: bool = True,
+               dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """uint8 pixels as floats in [0, 1] (``dtype``): N x H x W x 3 (or H x W x 3) arrays become N x 3 x H x W (or
+    3 x H x W); ``channels_last=False`` keeps a N x 3 x H x W layout. The inverse of :func:`to_uint8`."""
+    t = torch.as_tensor(pixels)
+    if t.dtype != torch.uint8:
+        raise InputError(f"expected uint8 pixels, got {t.dtype}; pass images as uint8 0..255")
+    if channels_last:
+        t = t.permute(*range(t.dim() - 3), -1, -3, -2)
+    return t.to(dtype).div_(255.0)
 
 
 def to_uint8(x: torch.Tensor) -> np.ndarray:

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
+from ..data.images import from_uint8
 from ..errors import InputError
 from ..utils.runtime import call_generator
 from ..utils.validation import check_images, is_real
@@ -67,7 +68,7 @@ class JPEG(nn.Module):
             Image.fromarray(img).save(buf, format="JPEG", quality=self.quality)
             buf.seek(0)
             out.append(np.asarray(Image.open(buf).convert("RGB")))
-        return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).to(x.device, x.dtype) / 255.0
+        return from_uint8(np.stack(out), dtype=x.dtype).to(x.device)
 
 
 def _uniform_int(u: float, count: int) -> int:

@@ -27,7 +27,7 @@ import torch
 from tqdm import tqdm
 
 from .. import distributed
-from ..data.datasets import dataset_info, first_batch, load_dataset
+from ..data import dataset_info, first_batch, load_dataset
 from ..defenses import defend, is_randomized
 from ..errors import InputError
 from ..utils import atomic_save_json, resolve_device, seed_everything

@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from .. import distributed
 from ..classifiers import build_classifier
-from ..data.datasets import ImageDataset, dataset_info, load_dataset
+from ..data import ImageDataset, dataset_info, from_uint8, load_dataset
 from ..errors import InputError
 from ..utils import resolve_device, seed_everything
 from ..weights import save_weights
@@ -149,7 +149,7 @@ def train_classifier(recipe: ClassifierRecipe, out: str | Path, data_root=None, 
             for param_group in opt.param_groups:
                 param_group["lr"] = _lr_at(step, total, recipe)
             idx = order[i * recipe.batch_size:(i + 1) * recipe.batch_size].numpy()
-            x = torch.from_numpy(train.images[idx]).permute(0, 3, 1, 2).float().div_(255.0)
+            x = from_uint8(train.images[idx])
             x = random_crop_flip(x, generator=gen)  # drawn for the whole batch, then this process's share kept
             share, weight = batch_share(len(idx), group)
             x = x[share].to(dev)

@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from ..data.datasets import ImageDataset, load_dataset
+from ..data import ImageDataset, from_uint8, load_dataset
 from ..diffusion import VPSDE, ScoreUNet, denoising_loss, to_model_range
 from ..diffusion.unet import check_architecture
 from ..errors import InputError
@@ -144,7 +144,7 @@ def train_diffusion(cfg: DiffusionConfig, out: str | Path, data_root=None, devic
     while step < cfg.steps:
         gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
         idx = torch.randint(0, pool.shape[0], (cfg.batch_size,), generator=gen)
-        x0 = to_model_range(random_crop_flip(pool[idx].float() / 255.0, pad=0, generator=gen))
+        x0 = to_model_range(random_crop_flip(from_uint8(pool[idx], channels_last=False), pad=0, generator=gen))
         t = cfg.t_min + (cfg.t_max - cfg.t_min) * torch.rand(cfg.batch_size, generator=gen)
         noise = torch.randn(x0.shape, generator=gen)
         with step_rng(cfg.seed, step, dev):  # dropout masks: seeded per step, so a resumed run draws the same

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import distributed
-from ..data.datasets import ImageDataset, load_dataset
+from ..data import ImageDataset, from_uint8, load_dataset
 from ..errors import DataError, InputError
 from ..reconstruction import ImplicitReconstruction
 from ..utils import resolve_device, seed_everything, sha256_file
@@ -93,8 +93,7 @@ class _Source:
         self.n = n if limit is None else min(n, limit)
 
     def batch(self, idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor | None]:
-        to_t = lambda a: torch.from_numpy(a[idx]).permute(0, 3, 1, 2).float().div_(255.0)  # noqa: E731
-        return to_t(self.clean), None if self.adv is None else to_t(self.adv)
+        return from_uint8(self.clean[idx]), None if self.adv is None else from_uint8(self.adv[idx])
 
 
 def l1_on_batch(model: torch.nn.Module, batch: TaskBatch) -> torch.Tensor:

@@ -27,7 +27,7 @@ from torch import nn
 
 from ..classifiers import load_classifier
 from ..classifiers.zoo import ImageClassifier
-from ..data.datasets import ImageDataset, load_dataset
+from ..data import ImageDataset, load_dataset
 from ..defenses.nrp import NeuralRepresentationPurifier, check_nrp_arch
 from ..errors import InputError
 from ..utils import resolve_device, seed_everything

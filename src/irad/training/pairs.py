@@ -21,8 +21,8 @@ import torch
 from tqdm import tqdm
 
 from .. import distributed
-from ..data.datasets import ImageDataset, load_dataset
-from ..data.images import to_uint8
+from ..data import ImageDataset, load_dataset
+from ..data.images import from_uint8, to_uint8
 from ..errors import DataError, InputError
 from ..utils import atomic_save_json, resolve_device, seed_everything
 from ..utils.io import atomic_write
@@ -78,7 +78,7 @@ def craft_pairs(cfg: PairsConfig, out: str | Path, data_root=None, device=None, 
         for i in range(0, len(x), batch_size):
             xb, yb = x[i:i + batch_size].to(dev), y[i:i + batch_size].to(dev)
             adv = attack(xb, yb)
-            adv_q = torch.from_numpy(to_uint8(adv)).permute(0, 3, 1, 2).float().div(255).to(dev)
+            adv_q = from_uint8(to_uint8(adv)).to(dev)
             with torch.no_grad():
                 fooled.append((model(adv_q).argmax(1) != yb).cpu().numpy())
             advs.append(to_uint8(adv))
@@ -157,5 +157,4 @@ class AdversarialPairs:
 
     def batch(self, idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(clean, adversarial, labels) for positions ``idx``, as float [0, 1] NCHW tensors."""
-        to_t = lambda a: torch.from_numpy(a[idx]).permute(0, 3, 1, 2).float().div_(255.0)  # noqa: E731
-        return to_t(self.clean), to_t(self.adv), torch.from_numpy(self.labels[idx])
+        return from_uint8(self.clean[idx]), from_uint8(self.adv[idx]), torch.from_numpy(self.labels[idx])

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from ..data.datasets import ImageDataset, load_dataset
+from ..data import ImageDataset, from_uint8, load_dataset
 from ..defenses.stl import (
     SparseTransformationLayer,
     check_stl_params,
@@ -71,13 +71,13 @@ def _batch(images: torch.Tensor, cfg: STLConfig, gen: torch.Generator) -> torch.
     lefts = torch.randint(0, w - cfg.crop + 1, (cfg.batch_size,), generator=gen)
     flips = torch.rand(cfg.batch_size, generator=gen) < 0.5
     crops = [images[i, :, t:t + cfg.crop, l:l + cfg.crop] for i, t, l in zip(idx, tops, lefts)]
-    x = torch.stack([c.flip(-1) if f else c for c, f in zip(crops, flips)]).float() / 255.0
+    x = from_uint8(torch.stack([c.flip(-1) if f else c for c, f in zip(crops, flips)]), channels_last=False)
     return x
 
 
 def _init_atoms(images: torch.Tensor, cfg: STLConfig, gen: torch.Generator) -> torch.Tensor:
     """Random s x s patches of high-pass training images, unit norm: a data-driven start."""
-    x = images[torch.randint(0, images.shape[0], (cfg.atoms,), generator=gen)].float() / 255.0
+    x = from_uint8(images[torch.randint(0, images.shape[0], (cfg.atoms,), generator=gen)], channels_last=False)
     high = x - tikhonov_lowpass(x, cfg.lowpass)
     h, w = x.shape[-2:]
     tops = torch.randint(0, h - cfg.size + 1, (cfg.atoms,), generator=gen)

@@ -23,7 +23,7 @@ from irad.cli.main import cli
 from irad.defenses import DEFENSES
 from irad.errors import InputError, IradError, UnknownNameError
 from irad.evaluation import EvalConfig, evaluate, merge_results
-from irad.evaluation import runner
+from irad.evaluation import crafting, sanity, scoring
 
 pytestmark = pytest.mark.usefixtures("clean_env")
 
@@ -106,13 +106,13 @@ def stable(row: dict) -> dict:
 @pytest.fixture
 def spy(monkeypatch):
     """Counts attack builds (``irad.attacks.build_attack``, which the runner imports at call time) and the
-    defenses the runner scores images with (``runner._correct``)."""
+    defenses the runner scores images with (``scoring.defended_correct``)."""
 
     class Spy:
         attacks: list[str] = []
         scored: list[str] = []
 
-    real_build, real_correct = irad.attacks.build_attack, runner._correct
+    real_build, real_correct = irad.attacks.build_attack, scoring.defended_correct
 
     def build(name, *args, **kwargs):
         Spy.attacks.append(name)
@@ -124,7 +124,7 @@ def spy(monkeypatch):
 
     Spy.attacks, Spy.scored = [], []
     monkeypatch.setattr(irad.attacks, "build_attack", build)
-    monkeypatch.setattr(runner, "_correct", correct)
+    monkeypatch.setattr(scoring, "defended_correct", correct)
     return Spy
 
 
@@ -255,7 +255,7 @@ def test_added_defense_reuses_cached_attacks_and_rows(tmp_path, spy, constant_de
 def test_resume_after_kill_matches_uninterrupted_run(tmp_path, monkeypatch, spy, constant_defense):
     cfg = dict(defenses=["none", "bilinear-si", constant_defense], attacks=["fgsm"], n_images=8)
     calls = {"n": 0}
-    real_time = runner._time_defense
+    real_time = scoring.time_defense
 
     def killed_on_second_row(*args, **kwargs):
         calls["n"] += 1
@@ -265,7 +265,7 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path, monkeypatch, spy,
 
     killed = tmp_path / "killed"
     with monkeypatch.context() as mp:
-        mp.setattr(runner, "_time_defense", killed_on_second_row)
+        mp.setattr(scoring, "time_defense", killed_on_second_row)
         with pytest.raises(KeyboardInterrupt):
             run(killed, **cfg)
     saved = json.loads((killed / "results.json").read_text())["rows"]
@@ -403,7 +403,7 @@ def test_sanity_checks_flag_robust_accuracy_above_standard_accuracy():
 
     rows = [row("shift", 83.0, 93.5), row("fine", 83.0, 83.5), row("none", 10.0, 50.0)]
     with pytest.warns(UserWarning, match="RA not above SA"):
-        checks = runner.sanity_checks(rows, EvalConfig(defenses=["none"]), None, None, None, "cpu")
+        checks = sanity.sanity_checks(rows, EvalConfig(defenses=["none"]), None, None, None, "cpu")
     flagged = [c for c in checks if c["check"].startswith("RA not above SA")]
     assert [c["defense"] for c in flagged] == ["shift"]  # 83.5 is within one image of 83.0; 'none' is not judged
     assert "full-gradient" in flagged[0]["hint"]
@@ -441,7 +441,7 @@ def test_reports_are_written(multi):
 
 def test_merged_results_state_their_image_ranges(tmp_path):
     """A merge of images 0..3 and 8..11 says so, rather than "0..7"; adjacent ranges join."""
-    from irad.evaluation.runner import _coalesce
+    from irad.evaluation.store import coalesce as _coalesce
 
     assert _coalesce([[10, 19], [0, 9], [50, 59]]) == [[0, 19], [50, 59]]
     run(tmp_path / "a", n_images=4, start=0)
@@ -634,10 +634,10 @@ def test_a_cached_attack_that_does_not_fit_the_images_is_refused(tmp_path):
     from irad.attacks.checks import AttackError
 
     x, y = clean_images(4)
-    cache = runner._AdvCache(tmp_path)
+    cache = crafting.AdvCache(tmp_path)
     cache.put("k", (x + 0.5).clamp(0, 1), 1.0)  # e.g. another data folder's examples under the same key
     with pytest.raises(AttackError):
-        runner._craft("fgsm", irad.load_classifier("resnet20"), x, y, EPS, 0, 4, torch.device("cpu"), cache, "k")
+        crafting.craft("fgsm", irad.load_classifier("resnet20"), x, y, EPS, 0, 4, torch.device("cpu"), cache, "k")
 
 
 class CoinFlip(nn.Module):

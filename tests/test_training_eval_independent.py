@@ -17,7 +17,7 @@ import irad
 from irad.attacks import build_attack
 from irad.classifiers import load_classifier
 from irad.cli.main import cli
-from irad.evaluation import runner
+from irad.evaluation import scoring
 from irad.reconstruction import ImplicitReconstruction
 from irad.reconstruction.base import pixel_grid
 from irad.training.augment import random_crop_flip
@@ -211,13 +211,13 @@ def test_samplenet_training_lowers_the_classifiers_cross_entropy(smooth_root, to
 
 def test_cli_transfer_uses_fgsm_crafted_on_the_surrogate_and_scores_the_victim(tmp_path, monkeypatch):
     scored: list[torch.Tensor] = []
-    real_correct = runner._correct
+    real_correct = scoring.defended_correct
 
     def recording_correct(model, images, *args, **kwargs):
         scored.append(images.detach().clone())
         return real_correct(model, images, *args, **kwargs)
 
-    monkeypatch.setattr(runner, "_correct", recording_correct)
+    monkeypatch.setattr(scoring, "defended_correct", recording_correct)
     out = tmp_path / "transfer"
     result = CliRunner().invoke(cli, ["evaluate", "-n", "4", "--threat-model", "transfer", "--surrogate", "resnet32",
                                       "--victim", "resnet20", "--defense", "none", "--attack", "fgsm", "--eps",

@@ -52,6 +52,23 @@ class ThreatModel:
     default_attack: str
     _attacked: Callable[[nn.Module, nn.Module, nn.Module | None, int], nn.Module] = field(repr=False)
 
+    @property
+    def adaptive(self) -> bool:
+        """The attack differentiates through the defense (bpda, full-gradient): its examples belong to one
+        (victim, defense) pair, and EOT applies to randomized defenses."""
+        return not self.defense_after_crafting
+
+    def crafted_on(self, victim: str, defense: str, surrogate: str | None = None) -> str:
+        """What the adversarial examples are crafted on, as a cache key part: the victim (oblivious), the surrogate
+        (transfer) or ``victim+defense`` (adaptive); the arguments are ids (names with weight checksums)."""
+        if self.adaptive:
+            return f"{victim}+{defense}"
+        if self.needs_surrogate:
+            if surrogate is None:
+                raise InputError(f"the {self.name!r} threat model needs a surrogate classifier to craft on")
+            return surrogate
+        return victim
+
     def attacked_model(self, classifier: nn.Module, defense: nn.Module | None = None,
                        surrogate: nn.Module | None = None, eot_samples: int = 20) -> nn.Module:
         """The module the attack differentiates (``defense=None``: no defense)."""

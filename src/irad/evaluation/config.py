@@ -112,3 +112,28 @@ class EvalConfig:
     paper: str | None = None  # preset name whose paper figures are shown beside ours
     indicators: bool = True  # attack-failure indicators for adaptive threat models (irad.attacks.indicators)
     indicator_images: int = 8  # images the pipeline indicators run on (the binarization test: half of them)
+
+
+def check_config(cfg: EvalConfig) -> None:
+    """Refuse, before anything is built, an evaluation that cannot run: unknown threat models, a transfer threat
+    model without a surrogate (or a surrogate without it, or one that is also a victim), a bad image range, and
+    counts that are not whole numbers >= 1."""
+    from ..attacks import THREAT_MODELS
+
+    for tm in cfg.threat_models:
+        THREAT_MODELS.get(tm)
+    if "transfer" in cfg.threat_models and not cfg.surrogate:
+        raise InputError("the transfer threat model needs --surrogate NAME (the classifier attacks are crafted on)")
+    if cfg.surrogate and "transfer" not in cfg.threat_models:
+        raise InputError("--surrogate is used only by the transfer threat model; add --threat-model transfer or drop "
+                         "--surrogate")
+    if cfg.surrogate and cfg.surrogate in cfg.victims:
+        raise InputError(f"the surrogate {cfg.surrogate!r} is also a victim: crafting on the victim itself is the "
+                         "oblivious threat model; pick a different surrogate classifier")
+    if cfg.start < 0 or cfg.n_images < 1:
+        raise InputError(f"image range must have start >= 0 and n_images >= 1, got start={cfg.start}, "
+                         f"n_images={cfg.n_images}")
+    for name in ("repeats", "eot_samples", "batch_size", "timing_images"):
+        value = getattr(cfg, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise InputError(f"{name} must be a whole number >= 1, got {value!r}")

@@ -69,6 +69,31 @@ class PixelBudget(click.ParamType):
 PIXEL_BUDGET = PixelBudget()
 
 
+class NamesChoice(click.Choice):
+    """A choice among names read when the option is parsed (or its help shown), not when the command is defined:
+    parts a ``--plugin`` registers are offered too. ``names()`` returns them, e.g. ``THREAT_MODELS.names``."""
+
+    def __init__(self, names: Callable[[], Any]) -> None:
+        self._names = names
+        self.case_sensitive = True
+
+    @property
+    def choices(self) -> tuple[str, ...]:  # type: ignore[override]
+        return tuple(self._names())
+
+
+def registry_names(module: str, attribute: str) -> Callable[[], list[str]]:
+    """The names of the registry ``module.attribute`` (imported when first needed), for :class:`NamesChoice`."""
+
+    def names() -> list[str]:
+        import importlib
+
+        found = getattr(importlib.import_module(module), attribute)
+        return list(found.names() if hasattr(found, "names") else found)
+
+    return names
+
+
 def friendly_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     """Turn irad's own errors into one clear ``Error: ...`` line and exit status 1, instead of a traceback."""
 

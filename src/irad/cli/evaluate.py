@@ -7,11 +7,12 @@ from pathlib import Path
 
 import click
 
-from .common import PIXEL_BUDGET, common_options, friendly_errors, on_main_process, refuse_under_torchrun
+from .common import (PIXEL_BUDGET, NamesChoice, common_options, friendly_errors, on_main_process,
+                     refuse_under_torchrun, registry_names)
 
 
 @click.group("evaluate", invoke_without_command=True)
-@click.option("--preset", type=click.Choice(["table2", "table3", "table5", "table8", "table15", "fig4"]),
+@click.option("--preset", type=NamesChoice(registry_names("irad.evaluation.presets", "PRESETS")),
               default=None, help="Regenerate a table of the paper (its figures shown beside ours).")
 @click.option("--victim", "victims", multiple=True,
               help="Classifier(s) attacked, e.g. resnet20, or a checkpoint of yours: "
@@ -21,7 +22,7 @@ from .common import PIXEL_BUDGET, common_options, friendly_errors, on_main_proce
 @click.option("--attack", "attacks", multiple=True,
               help="Attack spec(s), e.g. autoattack, pgd:steps=20 (see `irad list attacks`) [default: autoattack].")
 @click.option("--threat-model", "threat_models", multiple=True,
-              type=click.Choice(["oblivious", "transfer", "bpda", "full-gradient"]),
+              type=NamesChoice(registry_names("irad.attacks", "THREAT_MODELS")),
               help="Who the attack sees: the bare victim (oblivious), a surrogate (transfer), the defended model "
                    "with an identity backward through the defense (bpda), or with its true gradients "
                    "(full-gradient) [default: oblivious].")

@@ -5,29 +5,30 @@ from __future__ import annotations
 import click
 
 
+#: what `irad list` shows: kind -> (module, registry); a plugin's registrations appear in these registries
+REGISTRIES = {
+    "classifiers": ("irad.classifiers", "CLASSIFIERS"),
+    "weights": ("irad.weights", "WEIGHTS"),
+    "defenses": ("irad.defenses", "DEFENSES"),
+    "attacks": ("irad.attacks", "ATTACKS"),
+    "threat-models": ("irad.attacks", "THREAT_MODELS"),
+    "datasets": ("irad.data", "DATASETS"),
+    "reconstructions": ("irad.reconstruction", "RECONSTRUCTIONS"),
+    "samplers": ("irad.sampling", "SAMPLERS"),
+    "tasks": ("irad.training.tasks", "TASKS"),
+}
+
+
 @click.command("list")
-@click.argument("what", type=click.Choice(["classifiers", "weights", "defenses", "attacks", "datasets",
-                                           "reconstructions", "samplers", "tasks"]))
+@click.argument("what", type=click.Choice(list(REGISTRIES)))
 def list_cmd(what: str) -> None:
     """List registered names of one kind, with a one-line description."""
+    import importlib
+
     from ..registry import Registry
 
-    if what == "classifiers":
-        from ..classifiers import CLASSIFIERS as reg
-    elif what == "weights":
-        from ..weights import WEIGHTS as reg
-    elif what == "defenses":
-        from ..defenses import DEFENSES as reg
-    elif what == "attacks":
-        from ..attacks import ATTACKS as reg
-    elif what == "datasets":
-        from ..data import DATASETS as reg
-    elif what == "reconstructions":
-        from ..reconstruction import RECONSTRUCTIONS as reg
-    elif what == "samplers":
-        from ..sampling import SAMPLERS as reg
-    else:
-        from ..training.tasks import TASKS as reg
+    module, attribute = REGISTRIES[what]
+    reg = getattr(importlib.import_module(module), attribute)
     assert isinstance(reg, Registry)
     for name in reg.names():
         entry = reg.get(name)

@@ -7,7 +7,8 @@ import functools
 
 import click
 
-from .common import PIXEL_BUDGET, common_options, friendly_errors, on_main_process, refuse_under_torchrun
+from .common import (PIXEL_BUDGET, NamesChoice, common_options, friendly_errors, on_main_process,
+                     refuse_under_torchrun, registry_names)
 
 # options shared by the training commands
 VAL_SIZE = click.option("--val-size", type=click.IntRange(min=1), default=5000,
@@ -152,9 +153,8 @@ def train_pairs_cmd(surrogate, surrogate_weights, dataset, split, eps, alpha, st
 
 
 @train.command("implicit")
-@click.option("--task", default="adversarial-denoising",
-              type=click.Choice(["clean2clean", "super-resolution", "inpainting", "gaussian-denoising",
-                                 "adversarial-denoising"]))
+@click.option("--task", default="adversarial-denoising", type=NamesChoice(registry_names("irad.training.tasks", "TASKS")),
+              help="The training task (§4.2, Table 7); a plugin's registered task can be chosen too.")
 @click.option("--pairs", type=click.Path(file_okay=False), multiple=True,
               help="Training pairs (adversarial task); repeat to train on several folders (e.g. two surrogates).")
 @click.option("--val-pairs", type=click.Path(file_okay=False), multiple=True,
@@ -162,7 +162,8 @@ def train_pairs_cmd(surrogate, surrogate_weights, dataset, split, eps, alpha, st
 @click.option("--dataset", default="cifar10")
 @click.option("--epochs", type=float, default=1.0, help="May be fractional.")
 @click.option("--lr", type=float, default=5e-4, help="Adam's learning rate (paper: 1e-4).")
-@click.option("--lr-schedule", type=click.Choice(["constant", "cosine"]), default="constant",
+@click.option("--lr-schedule", type=NamesChoice(registry_names("irad.training.implicit", "LR_SCHEDULES")),
+              default="constant",
               help="cosine: decay to 1 % of --lr over the planned steps.")
 @click.option("--betas", type=BETAS, default="0.9,0.999", show_default=True, help="Adam's betas (paper: 0,0.9).")
 @click.option("--queries", type=click.IntRange(min=1), default=None,

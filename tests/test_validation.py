@@ -173,3 +173,39 @@ def test_resample_names_are_case_insensitive_and_still_load_the_weights():
     with torch.no_grad():
         assert torch.equal(upper(x), lower(x))  # trained weights in both, not a random network in one
     assert upper.meta["sha256"] == lower.meta["sha256"]
+
+
+def test_inside_an_attack_the_value_checks_are_skipped_but_not_at_its_boundaries():
+    """An attack checks its images once when called and its adversarial examples when done; the forward passes of
+    its iterations skip the value checks (each would wait for the device), never the shape checks."""
+    from torch import nn
+
+    from irad.attacks import build_attack
+    from irad.utils.validation import inputs_checked, values_unchecked
+
+    with inputs_checked():
+        bad = torch.full((1, 3, 4, 4), float("nan"))
+        assert check_images(bad) is bad  # values not looked at here
+        with pytest.raises(InputError, match="4 dimensions"):
+            check_images(torch.rand(3, 4))  # shapes still are
+    with pytest.raises(InputError, match="NaN"):
+        check_images(torch.full((1, 3, 4, 4), float("nan")))  # and outside the block, values again
+
+    seen: list[bool] = []
+
+    class Recorder(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.linear = nn.Linear(3 * 4 * 4, 10)
+
+        def forward(self, x):
+            seen.append(values_unchecked())
+            return self.linear(x.flatten(1))
+
+    attack = build_attack("pgd", Recorder(), eps=8 / 255, steps=3)
+    with pytest.raises(InputError, match="NaN"):
+        attack(torch.full((2, 3, 4, 4), float("nan")), torch.tensor([0, 1]))  # the attack's boundary checks
+    assert seen == []
+    attack(torch.rand(2, 3, 4, 4), torch.tensor([0, 1]))
+    assert len(seen) >= 4 and all(seen)  # the probe and every PGD iteration ran inside the block
+    assert not values_unchecked()

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import InputError
+from ..utils.validation import is_whole
 from .base import ATTACKS, Attack, resolve_params
 
 DEFAULTS: dict[str, Any] = {"steps": 10, "alpha": None, "decay": 1.0, "m1": 5, "m2": 3, "eta": 0.2,
@@ -70,7 +71,7 @@ def admix(model: nn.Module, eps: float, seed: int, **params: Any) -> Attack:
     """
     params = resolve_params("admix", DEFAULTS, params)
     for key in ("steps", "m1", "m2"):
-        if isinstance(params[key], bool) or not isinstance(params[key], int) or params[key] < 1:
+        if not is_whole(params[key], 1):
             raise InputError(f"admix: {key} must be a positive int, got {params[key]!r}")
     if params["alpha"] is None:
         params["alpha"] = eps / params["steps"]

@@ -24,6 +24,7 @@ from pyautoattack import AutoAttack
 from torch import nn
 
 from ..errors import InputError
+from ..utils.validation import is_whole
 from .base import ATTACKS, Attack, resolve_params
 
 SUB_ATTACKS = ("apgd-ce", "apgd-dlr", "fab", "square", "apgd-t", "fab-t")
@@ -81,7 +82,7 @@ class AutoAttackLinf(Attack):
             raise InputError(f"{name}: attacks must be a non-empty list drawn from {', '.join(SUB_ATTACKS)}; "
                              f"got {params['attacks']!r}")
         for key in ("n_iter", "n_queries", "eot_iter", "batch_size"):
-            if isinstance(params[key], bool) or not isinstance(params[key], int) or params[key] < 1:
+            if not is_whole(params[key], 1):
                 raise InputError(f"{name}: {key} must be a positive int, got {params[key]!r}")
         super().__init__(name, model, eps, seed, {"version": version, **params, "attacks": attacks})
 

@@ -10,7 +10,8 @@ from torch import nn
 
 from ..errors import InputError
 from ..registry import Registry
-from ..utils.validation import check_images, check_labels, is_real
+from ..utils.runtime import eval_mode
+from ..utils.validation import check_images, check_labels, inputs_checked, is_real, is_whole
 from .checks import check_adversarial
 
 
@@ -35,13 +36,11 @@ class Attack:
         check_labels(labels, images.shape[0])
         _check_device(self.model, images)
         images, labels = images.detach(), labels.detach().to(images.device)
-        modes = [(m, m.training) for m in self.model.modules()]
         grads = [(p, p.requires_grad) for p in self.model.parameters()]
-        self.model.eval()
         for p, _ in grads:
             p.requires_grad_(False)
         try:
-            with seeded(self.seed, images.device):
+            with eval_mode(self.model), seeded(self.seed, images.device), inputs_checked():
                 with torch.no_grad():
                     probe = self.model(images[:1])
                 if not isinstance(probe, torch.Tensor) or probe.dim() != 2:
@@ -52,8 +51,6 @@ class Attack:
                 with torch.enable_grad():
                     x_adv = self._perturb(images, labels, probe.shape[1])
         finally:
-            for m, mode in modes:
-                m.training = mode
             for p, flag in grads:
                 p.requires_grad_(flag)
         check_adversarial(images, x_adv, self.eps)
@@ -108,7 +105,7 @@ def build_attack(name: str, model: nn.Module, eps: float = 8 / 255, seed: int = 
     entry = ATTACKS.get(name)
     if not isinstance(model, nn.Module):
         raise InputError(f"model must be a torch.nn.Module mapping [0, 1] images to logits, got {type(model).__name__}")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+    if not is_whole(seed, 0):
         raise InputError(f"seed must be a non-negative int, got {seed!r}")
     return entry.factory(model=model, eps=check_eps(eps), seed=seed, **params)
 

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from ..errors import InputError
+from ..utils.validation import is_whole
 
 
 class _IdentityBackward(torch.autograd.Function):
@@ -47,7 +48,7 @@ class EOTWrapper(nn.Module):
 
     def __init__(self, model: nn.Module, samples: int) -> None:
         super().__init__()
-        if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
+        if not is_whole(samples, 1):
             raise InputError(f"eot_samples must be a positive int, got {samples!r}")
         self.model, self.samples = model, samples
 

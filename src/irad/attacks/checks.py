@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import InputError, IradError
+from ..utils.runtime import eval_mode
 from ..utils.validation import check_images, check_labels
 
 
@@ -55,17 +56,11 @@ def gradient_health(model: nn.Module, x: torch.Tensor, y: torch.Tensor, zero_thr
     """
     check_images(x, "x")
     check_labels(y, x.shape[0], name="y")
-    modes = [(m, m.training) for m in model.modules()]
-    model.eval()
-    try:
+    with eval_mode(model), torch.enable_grad():
         xg = x.detach().clone().requires_grad_(True)
-        with torch.enable_grad():
-            logits = model(xg)
-            loss = F.cross_entropy(logits, y.to(logits.device), reduction="sum")
-            grad = torch.autograd.grad(loss, xg, allow_unused=True)[0] if loss.requires_grad else None
-    finally:
-        for m, mode in modes:
-            m.training = mode
+        logits = model(xg)
+        loss = F.cross_entropy(logits, y.to(logits.device), reduction="sum")
+        grad = torch.autograd.grad(loss, xg, allow_unused=True)[0] if loss.requires_grad else None
     finite = bool(torch.isfinite(loss.detach()))
     if grad is None:  # the output does not depend on x through autograd at all
         zero_fraction = 1.0

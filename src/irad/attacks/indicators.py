@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..utils.runtime import eval_mode
 from ..utils.validation import check_images, check_labels
 from .checks import gradient_health
 
@@ -32,22 +33,6 @@ class Indicator:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-class _Eval:
-    """Run a module in eval mode for the block, restoring the modes of all its submodules afterwards."""
-
-    def __init__(self, model: nn.Module) -> None:
-        self.model = model
-
-    def __enter__(self) -> nn.Module:
-        self.modes = [(m, m.training) for m in self.model.modules()]
-        self.model.eval()
-        return self.model
-
-    def __exit__(self, *exc: Any) -> None:
-        for m, mode in self.modes:
-            m.training = mode
 
 
 # ------------------------------------------------------------------------------------------------ pipelines
@@ -68,7 +53,7 @@ def randomness(model: nn.Module, x: torch.Tensor, passes: int = 5) -> Indicator:
     """Fires when the predicted class of the same input changes across ``passes`` forward passes: a randomized
     pipeline, which a single-pass attack (and a single-pass evaluation) misjudges; use EOT and worst-case RA."""
     check_images(x, "x")
-    with _Eval(model):
+    with eval_mode(model):
         preds = torch.stack([model(x).argmax(1) for _ in range(passes)])
     changed = float((preds != preds[0]).any(0).float().mean())
     return Indicator("randomness", changed > 0, changed, 0.0,
@@ -99,7 +84,7 @@ def unbounded_attack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: fl
     """Fires when PGD with a budget so large (default ε = 1: any image is allowed) that every classifier can be
     fooled still leaves more than ``max_accuracy`` correct: the attack cannot follow the gradients at all."""
     check_labels(y, x.shape[0])
-    with _Eval(model):
+    with eval_mode(model):
         x_adv, _ = _pgd_trace(model, x, y.to(x.device), eps, steps, alpha=2.5 * eps / steps)
         with torch.no_grad():
             acc = float((model(x_adv).argmax(1) == y.to(x.device)).float().mean())
@@ -114,7 +99,7 @@ def loss_not_increasing(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps:
     ``min_fraction`` of the images still correctly classified, the final loss exceeds the initial one."""
     check_labels(y, x.shape[0])
     y = y.to(x.device)
-    with _Eval(model):
+    with eval_mode(model):
         with torch.no_grad():
             correct = model(x).argmax(1) == y
         if not bool(correct.any()):
@@ -147,7 +132,7 @@ def binarization_test(model: nn.Module, x: torch.Tensor, eps: float, steps: int 
     gen = torch.Generator().manual_seed(seed)
     succeeded, tried = 0, 0
     try:
-        with _Eval(model):
+        with eval_mode(model):
             for img in x:
                 pts = [img + eps / 4 * (2 * torch.rand(img.shape, generator=gen) - 1).to(img.device)
                        for _ in range(inner)]

@@ -26,6 +26,7 @@ from torch import nn
 from ..defenses import DefendedClassifier, NoDefense, is_randomized
 from ..errors import InputError
 from ..registry import Registry
+from ..utils.runtime import eval_mode
 from .base import Attack, build_attack
 from .bpda import BPDAWrapper, EOTWrapper
 
@@ -118,14 +119,8 @@ class ThreatModel:
         """Bool mask: the victim still classifies the crafted adversarial image correctly (one pass)."""
         x_adv = self.build_attack(classifier, defense, attack, surrogate, eot_samples, eps, seed, **params)(
             images, labels)
-        victim = self.victim(classifier, defense)
-        modes = [(m, m.training) for m in victim.modules()]
-        victim.eval()
-        try:
+        with eval_mode(self.victim(classifier, defense)) as victim:
             return victim(x_adv).argmax(1) == labels.to(x_adv.device)
-        finally:
-            for m, mode in modes:
-                m.training = mode
 
 
 THREAT_MODELS: Registry[ThreatModel] = Registry("threat model")

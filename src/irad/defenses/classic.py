@@ -13,7 +13,7 @@ from torch import nn
 from ..data.images import from_uint8
 from ..errors import InputError
 from ..utils.runtime import call_generator
-from ..utils.validation import check_images, is_real
+from ..utils.validation import check_images, is_real, is_whole
 from .registry import DEFENSES
 
 
@@ -92,7 +92,7 @@ class Randomization(nn.Module):
         if not (is_real(ratio) and ratio >= 1):
             raise InputError(f"randomization ratio (padded size / image size) must be a finite number >= 1, got "
                              f"{ratio!r} (Xie et al.: 331/299)")
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        if seed is not None and not is_whole(seed):
             raise InputError(f"seed must be an integer or None, got {seed!r}")
         self.ratio, self.seed = float(ratio), seed
 

@@ -28,7 +28,7 @@ from torch.utils.checkpoint import checkpoint
 from ..diffusion import VPSDE, ScoreUNet, from_model_range, to_model_range
 from ..errors import InputError, WeightsError
 from ..utils.runtime import call_generator
-from ..utils.validation import check_images
+from ..utils.validation import check_images, is_real, is_whole
 from ..weights import load_defense_weights, load_strict
 from .registry import DEFENSES, load_defense
 
@@ -37,12 +37,12 @@ TRAIN_HINT = "train a score model with `irad train diffusion`"
 
 def check_diffpure_params(t_star: float, steps: int, seed: int | None) -> None:
     """Raise :class:`InputError` for t* outside [0, 1], fewer than 1 step, or a seed that is not an integer."""
-    if isinstance(t_star, bool) or not isinstance(t_star, (int, float)) or not 0 <= t_star <= 1:
+    if not (is_real(t_star) and 0 <= t_star <= 1):
         raise InputError(f"DiffPure t_star (diffusion time) must be a number in [0, 1], got {t_star!r} "
                          f"(DiffPure on CIFAR-10: 0.1)")
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+    if not is_whole(steps, 1):
         raise InputError(f"DiffPure steps (reverse SDE steps) must be an integer >= 1, got {steps!r}")
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+    if seed is not None and not is_whole(seed):
         raise InputError(f"seed must be an integer or None, got {seed!r}")
 
 

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from ..errors import InputError, WeightsError
-from ..utils.validation import check_images
+from ..utils.validation import check_images, is_whole
 from ..weights import load_defense_weights, load_strict
 from .registry import DEFENSES
 
@@ -40,7 +40,7 @@ TRAIN_HINT = "train them with `irad train nrp`"
 def check_nrp_arch(width: int, blocks: int) -> None:
     """Raise :class:`InputError` unless ``width`` >= 1 and ``blocks`` >= 0 are integers."""
     for name, value, low in (("width", width, 1), ("blocks", blocks, 0)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        if not is_whole(value, low):
             raise InputError(f"NRP {name} must be an integer >= {low}, got {value!r}")
 
 

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import InputError, WeightsError
-from ..utils.validation import check_images
+from ..utils.validation import check_images, is_whole
 from ..weights import load_defense_weights
 from .registry import DEFENSES
 
@@ -38,7 +38,7 @@ def check_stl_params(lam: float, iterations: int, lowpass: float) -> None:
     """Raise :class:`InputError` for a negative/non-finite ``lam`` or ``lowpass`` or fewer than 1 iteration."""
     if not isinstance(lam, (int, float)) or not math.isfinite(lam) or lam < 0:
         raise InputError(f"STL sparsity lam must be a finite number >= 0, got {lam!r}")
-    if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
+    if not is_whole(iterations, 1):
         raise InputError(f"STL iterations must be an integer >= 1 (FISTA steps), got {iterations!r}")
     if not isinstance(lowpass, (int, float)) or not math.isfinite(lowpass) or lowpass < 0:
         raise InputError(f"STL lowpass (Tikhonov weight) must be a finite number >= 0, got {lowpass!r}")

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import InputError
+from ..utils.validation import is_whole
 
 TIME_SCALE = 1000.0  # t in [0, 1] is embedded as 1000 t, the DDPM step index
 
@@ -68,9 +69,9 @@ class Upsample(nn.Module):
 def check_architecture(channels: int, mults: Sequence[int], blocks: int, dropout: float, in_channels: int) -> None:
     """Raise :class:`InputError` for a U-Net setting that cannot build a network."""
     for name, value in (("channels", channels), ("blocks", blocks), ("in_channels", in_channels)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        if not is_whole(value, 1):
             raise InputError(f"score U-Net: {name} must be an integer >= 1, got {value!r}")
-    if not mults or any(isinstance(m, bool) or not isinstance(m, int) or m < 1 for m in mults):
+    if not mults or any(not is_whole(m, 1) for m in mults):
         raise InputError(f"score U-Net: mults must be a non-empty list of integers >= 1 (one per resolution), "
                          f"got {mults!r}")
     if not 0 <= dropout < 1:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import InputError
+from ..utils.validation import is_whole
 
 
 def parse_spec(text: str) -> tuple[str, dict[str, Any]]:
@@ -135,5 +136,5 @@ def check_config(cfg: EvalConfig) -> None:
                          f"n_images={cfg.n_images}")
     for name in ("repeats", "eot_samples", "batch_size", "timing_images"):
         value = getattr(cfg, name)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        if not is_whole(value, 1):
             raise InputError(f"{name} must be a whole number >= 1, got {value!r}")

@@ -22,6 +22,7 @@ from ..data import ImageDataset, dataset_info, from_uint8, load_dataset
 from ..errors import InputError
 from ..utils import resolve_device, seed_everything
 from ..weights import save_weights
+from ..utils.validation import is_whole
 from .augment import random_crop_flip
 from .loop import batch_share, require_positive, wrap_for_training
 from .rundir import RunDir
@@ -66,7 +67,7 @@ def check_recipe(recipe: ClassifierRecipe) -> None:
     be >= 1, the peak learning rate a positive finite number, momentum and weight decay >= 0."""
     for name in ("epochs", "batch_size"):
         value = getattr(recipe, name)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        if not is_whole(value, 1):
             raise InputError(f"classifier training: {name} must be an integer >= 1, got {value!r}")
     require_positive("classifier training", "lr", recipe.lr)
     for name in ("momentum", "weight_decay"):

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
+from contextvars import ContextVar
+from typing import Iterator
 
 import torch
 
@@ -12,6 +15,32 @@ from ..errors import InputError
 def is_real(value: object) -> bool:
     """Whether ``value`` is a finite Python number (int or float, not a bool): what numeric settings must be."""
     return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+
+
+_CHECKED: ContextVar[bool] = ContextVar("irad_inputs_checked", default=False)
+
+
+@contextlib.contextmanager
+def inputs_checked() -> Iterator[None]:
+    """Inside the block, :func:`check_images` keeps its shape and dtype checks but skips the value checks (finite,
+    in [0, 1]), which wait for the device: the caller checked its inputs once at the public boundary. An attack runs
+    its iterations in such a block (it checks its images when called and its adversarial examples when done), so
+    the hundreds of forward passes through a defense do not each synchronise with the GPU."""
+    token = _CHECKED.set(True)
+    try:
+        yield
+    finally:
+        _CHECKED.reset(token)
+
+
+def values_unchecked() -> bool:
+    """Whether the value checks of this call are skipped (inside :func:`inputs_checked`)."""
+    return _CHECKED.get()
+
+
+def is_whole(value: object, minimum: int | None = None) -> bool:
+    """Whether ``value`` is a Python int (not a bool), at least ``minimum`` if given: what counts must be."""
+    return not isinstance(value, bool) and isinstance(value, int) and (minimum is None or value >= minimum)
 
 
 def check_images(x: object, name: str = "images", channels: int | None = 3, min_size: int = 1) -> torch.Tensor:
@@ -39,9 +68,12 @@ def check_images(x: object, name: str = "images", channels: int | None = 3, min_
         raise InputError(
             f"{name} has dtype {x.dtype}; expected floating point in [0, 1] (for uint8 images use x.float() / 255)"
         )
-    if not torch.isfinite(x.detach()).all():
+    if _CHECKED.get():
+        return x
+    lo, hi = torch.aminmax(x.detach()) if x.numel() else (x.new_zeros(()), x.new_zeros(()))
+    lo, hi = torch.stack([lo, hi]).tolist()  # one wait for the device; NaN and Inf show in the extremes
+    if not (math.isfinite(lo) and math.isfinite(hi)):
         raise InputError(f"{name} contains NaN or Inf values; clean the input before purification/classification")
-    lo, hi = float(x.detach().min()), float(x.detach().max())
     if lo < -1e-6 or hi > 1 + 1e-6:
         if lo < 0:
             hint = " (normalised input? irad expects raw [0, 1]; normalisation lives inside the classifier)"

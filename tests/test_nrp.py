@@ -151,7 +151,7 @@ def test_training_writes_loadable_weights_and_resumes(data_root, tmp_path):
     path = train_nrp(cfg, tmp_path / "run", data_root=data_root, device="cpu", command=["irad", "train", "nrp"],
                      progress=False)
     records = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
-    assert records[0]["event"] == "start" and records[0]["val_psnr_clean"] > 100  # starts at the identity
+    assert records[0]["event"] == "start" and records[0]["val_psnr_clean"] >= 100  # identity: PSNR ceiling
     assert [r["step"] for r in records if "event" not in r] == [2, 3]  # 12 images, batches of 4
     end = records[-2]
     assert all(np.isfinite(end[k]) for k in ("train_loss", "train_feature_loss", "train_pixel_loss", "val_psnr",

@@ -161,3 +161,19 @@ def test_samplenet_training_learns_only_samplenet(pairs, data_root, tmp_path):
     x = torch.rand(2, 3, 8, 8)
     assert defense(x).shape == x.shape
     assert F.l1_loss(defense(x), irad.load_defense("disco", weights=str(out))(x)) > 0
+
+
+def test_a_checkpoint_holding_other_python_objects_is_refused_not_unpickled(tmp_path):
+    """Resuming reads checkpoints with torch.load(weights_only=True): a file that would need the full unpickler
+    (which can run code) is a clear error, and nothing of it is executed."""
+    import argparse
+
+    from irad.training.rundir import RunDir
+
+    run = RunDir(tmp_path / "run", ["irad", "test"])
+    torch.save({"model": {}, "args": argparse.Namespace(lr=1.0)}, run.checkpoint_path)  # a class not allowed
+    with pytest.raises(InputError, match="not a checkpoint irad can resume from"):
+        run.load_checkpoint()
+    torch.save({"model": {"w": torch.zeros(2)}, "step": 3, "config": {"lr": 1e-3, "betas": (0.9, 0.999)}},
+               run.checkpoint_path)
+    assert run.load_checkpoint()["step"] == 3  # what irad writes loads

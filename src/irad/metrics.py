@@ -35,6 +35,11 @@ def psnr(a: torch.Tensor, b: torch.Tensor, eps: float = 1e-10) -> torch.Tensor:
     return (-10.0 * torch.log10(mse)).to(a.dtype)
 
 
+def mean_psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    """The mean over images of :func:`psnr` (dB), the figure training logs report."""
+    return float(psnr(a, b).mean())
+
+
 def ssim(a: torch.Tensor, b: torch.Tensor, window: int = 11) -> torch.Tensor:
     """Per-image SSIM (Wang et al. 2004), the mean of kornia's SSIM map (Gaussian window, σ = 1.5)."""
     import kornia

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from .. import distributed
 from ..data import ImageDataset, from_uint8, load_dataset
 from ..errors import DataError, InputError
+from ..metrics import psnr
 from ..reconstruction import ImplicitReconstruction
 from ..utils import resolve_device, seed_everything, sha256_file
 from ..weights import save_weights
@@ -106,18 +107,19 @@ def validation_psnr(model: ImplicitReconstruction, task, source: _Source, n: int
     """Mean PSNR (dB) of φ's output against the target, and of the task's input against the target (same size)."""
     model.eval()
     gen = torch.Generator().manual_seed(1234)
-    mse_out, mse_in, count = 0.0, 0.0, 0
+    out_sum, in_sum, count, same_size = 0.0, 0.0, 0, True
     for start in range(0, min(n, source.n), 250):
         idx = np.arange(start, min(start + 250, n, source.n))
         clean, adv = source.batch(idx)
         b = task(clean.to(device), None if adv is None else adv.to(device), gen)
         pred = model(b.inputs).query(b.coords, b.cell).clamp(0, 1)
-        mse_out += ((pred - b.targets) ** 2).mean(dim=(1, 2, 3)).clamp_min(1e-10).log10().sum().item()
-        if b.inputs.shape == b.targets.shape:
-            mse_in += ((b.inputs - b.targets) ** 2).mean(dim=(1, 2, 3)).clamp_min(1e-10).log10().sum().item()
+        out_sum += psnr(pred, b.targets).sum().item()
+        same_size = same_size and b.inputs.shape == b.targets.shape
+        if same_size:
+            in_sum += psnr(b.inputs, b.targets).sum().item()
         count += len(idx)
     model.train()
-    return {"val_psnr": -10 * mse_out / count, "val_input_psnr": -10 * mse_in / count if mse_in else float("nan")}
+    return {"val_psnr": out_sum / count, "val_input_psnr": in_sum / count if same_size else float("nan")}
 
 
 def validate_all(model: ImplicitReconstruction, task, sources: list[tuple[str, _Source]], n: int,

@@ -30,12 +30,12 @@ from ..classifiers.zoo import ImageClassifier
 from ..data import ImageDataset, load_dataset
 from ..defenses.nrp import NeuralRepresentationPurifier, check_nrp_arch
 from ..errors import InputError
+from ..metrics import mean_psnr
 from ..utils import resolve_device, seed_everything
 from ..weights import save_weights
 from .augment import random_crop_flip
 from .loop import Step, train_steps
 from .rundir import RunDir
-from .stl import psnr
 
 
 @dataclass
@@ -143,7 +143,7 @@ def validate(purifier: nn.Module, features: nn.Module, x_val: torch.Tensor, x_ss
     images (``val_psnr_clean``), and the feature distortion left in the purified SSP images."""
     purifier.eval()
     out = purifier(x_ssp)
-    return {"val_psnr": round(psnr(out, x_val), 3), "val_psnr_clean": round(psnr(purifier(x_val), x_val), 3),
+    return {"val_psnr": round(mean_psnr(out, x_val), 3), "val_psnr_clean": round(mean_psnr(purifier(x_val), x_val), 3),
             "val_feature_loss": round(float(feature_distortion(features(out), target)), 5)}
 
 
@@ -198,7 +198,7 @@ def train_nrp(cfg: NRPConfig, out: str | Path, data_root=None, device=None, comm
 
     start = None
     if run.load_checkpoint() is None:
-        start = {"device": str(dev), "train_images": n_train, "val_psnr_ssp": round(psnr(x_val_ssp, x_val), 3),
+        start = {"device": str(dev), "train_images": n_train, "val_psnr_ssp": round(mean_psnr(x_val_ssp, x_val), 3),
                  "val_feature_loss_ssp": round(float(feature_distortion(features(x_val_ssp), target_val)), 5),
                  **validate(purifier, features, x_val, x_val_ssp, target_val)}
     train_steps(run, cfg, purifier, opt, n_train, loss_fn, validation, "train_loss", "nrp purifier", progress, start)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 import shlex
 import sys
 import time
@@ -11,6 +12,7 @@ from typing import Any
 
 import torch
 
+from ..errors import InputError
 from ..utils.io import atomic_torch_save, atomic_write
 
 
@@ -53,7 +55,12 @@ class RunDir:
     def load_checkpoint(self) -> dict[str, Any] | None:
         if not self.checkpoint_path.is_file():
             return None
-        return torch.load(self.checkpoint_path, map_location="cpu", weights_only=False)
+        try:  # tensors, numbers, strings and containers only: unpickling anything else could run code
+            return torch.load(self.checkpoint_path, map_location="cpu", weights_only=True)
+        except (pickle.UnpicklingError, RuntimeError, EOFError) as exc:
+            raise InputError(f"{self.checkpoint_path} is not a checkpoint irad can resume from ({exc}); irad's "
+                             f"checkpoints hold tensors and settings only. Move it away to start the run over, or "
+                             f"use another --out folder") from exc
 
     def write_text(self, name: str, text: str) -> None:
         if not self.writer:

@@ -26,6 +26,7 @@ from ..defenses.stl import (
     tikhonov_lowpass,
 )
 from ..errors import InputError
+from ..metrics import mean_psnr
 from ..utils import resolve_device, seed_everything
 from ..weights import save_weights
 from .loop import _changed_settings
@@ -55,12 +56,6 @@ class STLConfig:
 def normalize_atoms(atoms: torch.Tensor) -> torch.Tensor:
     """Each atom (K x C x s x s) scaled to unit Frobenius norm."""
     return atoms / atoms.flatten(1).norm(dim=1).clamp_min(1e-12)[:, None, None, None]
-
-
-def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    """Mean over images of 10 log10(1 / MSE) for [0, 1] images."""
-    mse = (a - b).pow(2).flatten(1).mean(1).clamp_min(1e-12)
-    return float((10 * torch.log10(1 / mse)).mean())
 
 
 def _batch(images: torch.Tensor, cfg: STLConfig, gen: torch.Generator) -> torch.Tensor:
@@ -106,7 +101,7 @@ def validate(atoms: torch.Tensor, cfg: STLConfig, x_val: torch.Tensor, device: t
     low, high = module.split(x)
     z = module.codes(high)
     out = (low + synthesize(z, module.atoms)).clamp(0, 1)
-    return {"val_psnr": round(psnr(out, x), 3), "val_psnr_lowpass": round(psnr(low.clamp(0, 1), x), 3),
+    return {"val_psnr": round(mean_psnr(out, x), 3), "val_psnr_lowpass": round(mean_psnr(low.clamp(0, 1), x), 3),
             "val_nonzero": round(float((z != 0).float().mean()), 4)}
 
 

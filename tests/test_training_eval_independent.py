@@ -177,7 +177,7 @@ def toy_pairs(smooth_root, tmp_path_factory):
 
 
 def test_samplenet_training_lowers_the_classifiers_cross_entropy(smooth_root, toy_pairs, tmp_path):
-    from irad.training.samplenet import resample_with
+    from irad.resampling import ImageResampler
     from irad.sampling import SampleNet
 
     root, _ = smooth_root
@@ -199,7 +199,7 @@ def test_samplenet_training_lowers_the_classifiers_cross_entropy(smooth_root, to
     with torch.no_grad():
         # the zero-initialised SampleNet is the identity sampler: IR with it is φ at the pixel grid
         fresh = SampleNet(8, (16, 16))
-        torch.testing.assert_close(resample_with(before_defense.reconstruction, fresh, x), before_defense(x),
+        torch.testing.assert_close(ImageResampler(before_defense.reconstruction, fresh)(x), before_defense(x),
                                    atol=1e-5, rtol=0)
         ce_before = float(F.cross_entropy(classifier(before_defense(x)), yy))
         ce_after = float(F.cross_entropy(classifier(after_defense(x)), yy))

@@ -8,7 +8,7 @@ One optimisation step (forward, backward, Adam) of
   encoder and decoder frozen.
 
 irad's side is what ``irad train implicit`` / ``irad train samplenet`` run (``ImplicitReconstruction.query`` and
-``training.samplenet.resample_with``); the reference side is :mod:`irad.reference` (unfolded 576-d features
+``ImageResampler``, the defense's forward); the reference side is :mod:`irad.reference` (unfolded 576-d features
 per neighbour; for SampleNet the encoder runs twice). Both share the same tensors; before timing, one step's loss
 and gradients are compared.
 """
@@ -64,12 +64,8 @@ def implicit_losses(pair: dict[str, nn.Module], images: torch.Tensor, targets: t
 def samplenet_losses(pair: dict[str, nn.Module], images: torch.Tensor, labels: torch.Tensor,
                      classifier: nn.Module) -> dict[str, Callable[[], torch.Tensor]]:
     """Cross-entropy closures for irad's and the reference's SampleNet stage (encoder and decoder frozen)."""
-    from ..training.samplenet import resample_with
-
-    recon, samplenet = pair["irad"].reconstruction, pair["irad"].sampler
-
-    def ours() -> torch.Tensor:
-        return F.cross_entropy(classifier(resample_with(recon, samplenet, images)), labels)
+    def ours() -> torch.Tensor:  # the defense's own forward, which ``irad train samplenet`` trains through
+        return F.cross_entropy(classifier(pair["irad"](images)), labels)
 
     def reference() -> torch.Tensor:
         return F.cross_entropy(classifier(pair["ref_irad"](images)), labels)

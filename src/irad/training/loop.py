@@ -43,7 +43,8 @@ def train_steps(run: RunDir, cfg: Any, module: torch.nn.Module, opt: torch.optim
                 validate: Callable[[], dict[str, float]], loss_name: str, desc: str, progress: bool = True,
                 start_record: dict[str, Any] | None = None, time_limit_s: float | None = None,
                 export: Callable[[dict[str, Any]], None] | None = None,
-                lr_at: Callable[[int, int], float] | None = None) -> dict[str, int]:
+                lr_at: Callable[[int, int], float] | None = None,
+                forward: torch.nn.Module | None = None) -> dict[str, int]:
     """Optimise ``module`` for ``cfg.epochs`` epochs (fractional allowed) of ``n_items`` in batches of
     ``cfg.batch_size``; return ``{"steps_done": ..., "steps_planned": ...}``.
 
@@ -65,13 +66,15 @@ def train_steps(run: RunDir, cfg: Any, module: torch.nn.Module, opt: torch.optim
     which can be evaluated, or carried to another machine, while a long run goes on.
     ``lr_at(step, total_steps)``, if given, sets every parameter group's learning rate before each step (a schedule
     that is a function of the step alone, so resuming needs no scheduler state).
+    ``forward``, if given, is the module the loss calls (``Step.net``; e.g. the whole defense around a trained
+    part), whose trainable parameters are ``module``'s; ``module`` alone is checkpointed and optimised.
     """
     deadline = None if time_limit_s is None else time.monotonic() + time_limit_s
     group = distributed.current()
     if cfg.batch_size < group.world_size:
         raise InputError(f"the batch of {cfg.batch_size} is smaller than the {group.world_size} processes it is split "
                          f"across; pass --batch-size >= {group.world_size} (it is the global batch)")
-    net = wrap_for_training(module, group)
+    net = wrap_for_training(module if forward is None else forward, group)
     steps_per_epoch = math.ceil(n_items / cfg.batch_size)
     total_steps = max(1, round(cfg.epochs * steps_per_epoch))
     step, train_s = 0, 0.0

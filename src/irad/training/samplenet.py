@@ -1,6 +1,6 @@
 """``irad train samplenet``: the second stage of §4.3 / A.1.
 
-FEAT and φ are frozen; SampleNet is trained with the surrogate classifier's cross-entropy on the resampled clean
+FEAT and φ are frozen; SampleNet is trained, through the defense's own forward (``ImageResampler``), with the surrogate classifier's cross-entropy on the resampled clean
 image plus the resampled adversarial image: L = CE(f(IR(X)), y) + CE(f(IR(X')), y). Adam (lr 2e-4, betas (0, 0.9)),
 batch 400 (CIFAR-10 settings of the paper). The encoder runs once per image and serves SampleNet and the decoder.
 Result: ``irad.safetensors`` + ``.json`` holding the implicit representation and SampleNet together.
@@ -17,8 +17,8 @@ import torch.nn.functional as F
 
 from .. import distributed
 from ..errors import InputError
-from ..reconstruction.base import pixel_grid
-from ..sampling import SampleNet
+from ..resampling import ImageResampler
+from ..sampling import IdentitySampler, SampleNet
 from ..utils import resolve_device, seed_everything
 from .implicit import save_resampler_weights
 from .pairs import AdversarialPairs, check_pair_splits
@@ -45,20 +45,21 @@ class SampleNetConfig:
     seed: int = 0
 
 
-def resample_with(recon, samplenet: torch.nn.Module, images: torch.Tensor, freeze_encoder: bool = True) -> torch.Tensor:
-    """IR(implicit, SampleNet) with the encoder run once (no gradient through the frozen encoder). ``samplenet`` is
-    called (its forward gives the coordinates U = G + shift), so a DistributedDataParallel wrapper works too."""
-    with torch.set_grad_enabled(not freeze_encoder and torch.is_grad_enabled()):
-        feats = recon.encoder(images)
-    n, _, h, w = images.shape
-    grid = pixel_grid(n, h, w, device=images.device)
-    phi = recon.from_features(images, feats)
-    return phi.query(samplenet(phi, grid)).clamp(0, 1)
+def resampler_for_training(recon, samplenet: SampleNet) -> ImageResampler:
+    """IR(implicit, SampleNet), the module the ``irad`` defense runs, with the implicit representation frozen: the
+    SampleNet stage trains through the defense's own forward (the encoder runs once and serves SampleNet and the
+    decoder; with its weights frozen and the images constant, no graph is kept through it)."""
+    recon.requires_grad_(False)
+    return ImageResampler(recon, samplenet, validate=False)
 
 
 @torch.no_grad()
-def validation_accuracy(recon, samplenet, classifier, pairs: AdversarialPairs, n: int, device) -> dict[str, float]:
-    samplenet.eval()
+def validation_accuracy(resampler: ImageResampler, classifier, pairs: AdversarialPairs, n: int,
+                        device) -> dict[str, float]:
+    """The surrogate's accuracy on validation pairs, clean and adversarial, after IR(implicit, SampleNet) and after
+    the implicit representation alone at the pixel grid (``_no_shift``)."""
+    no_shift = ImageResampler(resampler.reconstruction, IdentitySampler(), validate=False)
+    resampler.sampler.eval()
     correct = {"val_clean_acc": 0, "val_adv_acc": 0, "val_clean_acc_no_shift": 0, "val_adv_acc_no_shift": 0}
     total = 0
     for start in range(0, min(n, len(pairs)), 250):
@@ -66,12 +67,10 @@ def validation_accuracy(recon, samplenet, classifier, pairs: AdversarialPairs, n
         clean, adv, y = pairs.batch(idx)
         for name, x in (("clean", clean), ("adv", adv)):
             x = x.to(device)
-            pred = classifier(resample_with(recon, samplenet, x)).argmax(1).cpu()
-            correct[f"val_{name}_acc"] += (pred == y).sum().item()
-            base = recon(x).query(pixel_grid(len(x), x.shape[2], x.shape[3], device=device)).clamp(0, 1)
-            correct[f"val_{name}_acc_no_shift"] += (classifier(base).argmax(1).cpu() == y).sum().item()
+            correct[f"val_{name}_acc"] += (classifier(resampler(x)).argmax(1).cpu() == y).sum().item()
+            correct[f"val_{name}_acc_no_shift"] += (classifier(no_shift(x)).argmax(1).cpu() == y).sum().item()
         total += len(idx)
-    samplenet.train()
+    resampler.sampler.train()
     return {k: v / total for k, v in correct.items()}
 
 
@@ -100,11 +99,12 @@ def train_samplenet(cfg: SampleNetConfig, out: str | Path, data_root=None, devic
     recon = recon.to(dev).eval().requires_grad_(False)
     classifier = load_classifier(cfg.surrogate, cfg.dataset, cfg.surrogate_weights, device=dev).requires_grad_(False)
     samplenet = SampleNet(recon.config["n_feats"], tuple(recon.config["hidden"])).to(dev)
+    resampler = resampler_for_training(recon, samplenet)
     train, val = AdversarialPairs(cfg.pairs, data_root), AdversarialPairs(cfg.val_pairs, data_root)
     n_train = len(train) if cfg.train_limit is None else min(cfg.train_limit, len(train))
     opt = torch.optim.Adam(samplenet.parameters(), lr=cfg.lr, betas=tuple(cfg.betas))
     if run.load_checkpoint() is None and group.is_main:
-        run.log({"event": "initial", **validation_accuracy(recon, samplenet, classifier, val, cfg.val_images, dev)})
+        run.log({"event": "initial", **validation_accuracy(resampler, classifier, val, cfg.val_images, dev)})
 
     def loss_fn(step: Step) -> torch.Tensor:
         clean, adv, y = train.batch(step.indices)
@@ -113,13 +113,13 @@ def train_samplenet(cfg: SampleNetConfig, out: str | Path, data_root=None, devic
         clean, adv, y = clean[step.share], adv[step.share], y[step.share]
         x = torch.cat([clean, adv]).to(dev)
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.amp):
-            logits = classifier(resample_with(recon, step.net, x)).float()
+            logits = classifier(step.net(x)).float()
         return 2 * F.cross_entropy(logits, torch.cat([y, y]).to(dev))  # = CE(clean) + CE(adv), batch means
 
     done = train_steps(run, cfg, samplenet, opt, n_train, loss_fn,
-                       lambda: validation_accuracy(recon, samplenet, classifier, val, cfg.val_images, dev),
+                       lambda: validation_accuracy(resampler, classifier, val, cfg.val_images, dev),
                        "train_ce", "samplenet", progress, {"device": str(dev), "train_images": n_train},
-                       time_limit_s)
+                       time_limit_s, forward=resampler)
     path = run.path / "irad.safetensors"
     if not group.is_main:
         group.barrier()  # rank 0 writes the weights

@@ -8,28 +8,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-from irad.cli.main import cli
 from irad.data import download_dataset, load_dataset
 from irad.errors import DataError, InputError
+
+from helpers import coded_images as _coded, invoke as _invoke
 
 pytestmark = pytest.mark.usefixtures("clean_env")
 
 TRAIN_COMMANDS = ["classifier", "pairs", "implicit", "samplenet", "stl", "nrp", "diffusion"]
 
 
-def _invoke(*args: str):
-    return CliRunner().invoke(cli, [str(a) for a in args])
-
-
-def _coded(ids, size: int = 2) -> np.ndarray:
-    """Images whose pixels spell their id: channel 0 = id % 256, channel 1 = id // 256 (so a split can be traced)."""
-    ids = np.asarray(ids)
-    images = np.zeros((len(ids), size, size, 3), np.uint8)
-    images[..., 0] = (ids % 256)[:, None, None]
-    images[..., 1] = (ids // 256)[:, None, None]
-    return images
 
 
 class _FakeCIFAR10:

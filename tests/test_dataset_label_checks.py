@@ -11,16 +11,10 @@ import pytest
 from irad.data import load_dataset, read_npz
 from irad.errors import DataError
 
+from helpers import coded_images as _coded
+
 pytestmark = pytest.mark.usefixtures("clean_env")
 
-
-def _coded(ids, size: int = 2) -> np.ndarray:
-    """Images whose pixels spell their id: channel 0 = id % 256, channel 1 = id // 256 (so a split can be traced)."""
-    ids = np.asarray(ids)
-    images = np.zeros((len(ids), size, size, 3), np.uint8)
-    images[..., 0] = (ids % 256)[:, None, None]
-    images[..., 1] = (ids // 256)[:, None, None]
-    return images
 
 
 def _npz(path: Path, labels, n: int = 5) -> Path:

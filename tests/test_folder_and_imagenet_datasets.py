@@ -8,28 +8,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
 from PIL import Image
 
 import irad
-from irad.cli.main import cli
 from irad.data import ImageDataset, load_dataset
 from irad.errors import DataError
+
+from helpers import coded_images as _coded, invoke as _invoke
 
 pytestmark = pytest.mark.usefixtures("clean_env")
 
 
-def _invoke(*args: str):
-    return CliRunner().invoke(cli, [str(a) for a in args])
-
-
-def _coded(ids, size: int = 2) -> np.ndarray:
-    """Images whose pixels spell their id: channel 0 = id % 256, channel 1 = id // 256 (so a split can be traced)."""
-    ids = np.asarray(ids)
-    images = np.zeros((len(ids), size, size, 3), np.uint8)
-    images[..., 0] = (ids % 256)[:, None, None]
-    images[..., 1] = (ids // 256)[:, None, None]
-    return images
 
 
 def _ids(ds: ImageDataset) -> list[int]:

@@ -5,16 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 from PIL import Image
 
-from irad.cli.main import cli
+
+from helpers import invoke as _invoke
 
 pytestmark = pytest.mark.usefixtures("clean_env")
 
-
-def _invoke(*args: str):
-    return CliRunner().invoke(cli, [str(a) for a in args])
 
 
 def test_purify_npz_without_labels(tmp_path):

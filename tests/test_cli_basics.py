@@ -3,7 +3,6 @@ and one-line errors instead of tracebacks."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shlex
 import sys
@@ -15,6 +14,8 @@ from click.testing import CliRunner
 
 from irad.classifiers import load_classifier
 from irad.cli.main import cli
+
+from helpers import header_meta, tensors_sha256
 
 pytestmark = pytest.mark.usefixtures("clean_env")
 
@@ -73,12 +74,12 @@ def test_train_classifier_writes_weights_and_resumes(tiny_cifar, tmp_path, monke
     assert result.exit_code == 0, result.output
     weights = out / "fastnet-cifar10.safetensors"
     assert weights.is_file() and f"weights: {weights}" in result.output
-    side = json.loads((out / "fastnet-cifar10.json").read_text())
+    side = header_meta(weights)
     assert side["arch"] == "fastnet" and side["dataset"] == "cifar10" and side["num_classes"] == 10
     assert side["mean"] == pytest.approx([0.4914, 0.4822, 0.4465], abs=1e-4)
     assert side["std"] == pytest.approx([0.2471, 0.2435, 0.2616], abs=1e-4)
     assert side["command"] == shlex.join(["irad", *args])
-    assert side["sha256"] == hashlib.sha256(weights.read_bytes()).hexdigest()
+    assert side["sha256"] == tensors_sha256(weights)
     # the reported validation accuracy is that of the saved weights on the held-out images (the file's last 100)
     with np.load(tiny_cifar / "cifar10" / "train.npz") as f:
         xv = torch.from_numpy(f["images"][-100:]).permute(0, 3, 1, 2).float().div(255.0)
@@ -106,8 +107,8 @@ def test_train_classifier_writes_weights_and_resumes(tiny_cifar, tmp_path, monke
     assert [r.get("event") for r in new] == ["resume", "done"]
     assert new[0]["epoch"] == 1
     assert len((out / "command.txt").read_text().splitlines()) == 2
-    side2 = json.loads((out / "fastnet-cifar10.json").read_text())
-    assert side2["sha256"] == hashlib.sha256(weights.read_bytes()).hexdigest()
+    side2 = header_meta(weights)
+    assert side2["sha256"] == tensors_sha256(weights)
 
     # A different recipe in the same folder is refused with one line.
     other = runner.invoke(cli, [*args[:-2], "--lr", "0.05", "--device", "cpu"])

@@ -21,7 +21,7 @@ from irad.defenses.diffpure import DiffPure
 from irad.diffusion import VPSDE, ScoreUNet
 from irad.errors import InputError, WeightsError
 from irad.training.diffusion import DiffusionConfig, train_diffusion
-from irad.weights import load_state_dict_file, read_sidecar, resolve_weights, save_weights
+from irad.weights import load_state_dict_file, read_meta, resolve_weights, save_weights
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
@@ -201,7 +201,7 @@ def test_training_writes_loadable_weights_and_resumes(data_root, tmp_path, monke
     records = _records(tmp_path / "run")
     assert [r["step"] for r in records if "loss" in r] == [2, 4]
     assert all(np.isfinite(r["loss"]) and np.isfinite(r["val_loss"]) for r in records if "loss" in r)
-    meta = read_sidecar(path)
+    meta = read_meta(path)
     assert (meta["kind"], meta["arch"], meta["architecture"]["channels"]) == ("defense", "diffpure", 8)
     assert meta["settings"]["t_max"] == 0.2 and meta["command"] == "irad train diffusion"
     defense = irad.load_defense("diffpure", weights=path, steps=2, seed=0)
@@ -248,7 +248,7 @@ def test_train_diffusion_command(data_root, tmp_path):
                                    "--channels", "4", "--mults", "1,2", "--steps", "1", "--batch-size", "2",
                                    "--val-images", "2", "--val-size", "8", "--device", "cpu"])
     assert res.exit_code == 0, res.output
-    meta = read_sidecar(tmp_path / "cli" / "diffpure.safetensors")
+    meta = read_meta(tmp_path / "cli" / "diffpure.safetensors")
     assert meta["config"]["steps"] == 1 and meta["architecture"]["mults"] == [1, 2]
     res = CliRunner().invoke(cli, ["train", "diffusion", "--out", str(tmp_path / "bad"), "--mults", "1,x"])
     assert res.exit_code != 0 and "comma-separated" in res.output

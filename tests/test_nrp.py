@@ -17,7 +17,7 @@ from irad.cli.main import cli
 from irad.defenses.nrp import NeuralRepresentationPurifier
 from irad.errors import InputError, WeightsError
 from irad.training.nrp import LayerFeatures, NRPConfig, feature_distortion, ssp, train_nrp
-from irad.weights import WEIGHTS, load_state_dict_file, read_sidecar, resolve_weights
+from irad.weights import WEIGHTS, load_state_dict_file, read_meta, resolve_weights
 
 
 @pytest.fixture(scope="module")
@@ -156,7 +156,7 @@ def test_training_writes_loadable_weights_and_resumes(data_root, tmp_path):
     end = records[-2]
     assert all(np.isfinite(end[k]) for k in ("train_loss", "train_feature_loss", "train_pixel_loss", "val_psnr",
                                               "val_psnr_clean", "val_feature_loss"))
-    meta = read_sidecar(path)
+    meta = read_meta(path)
     assert (meta["kind"], meta["arch"], meta["settings"]) == ("defense", "nrp", {"width": 8, "blocks": 1})
     assert meta["trained_against"] == ["fastnet"] and meta["config"]["ssp_steps"] == 2
 
@@ -197,7 +197,7 @@ def test_train_nrp_command(data_root, tmp_path):
                                    "--batch-size", "4", "--pad", "2", "--val-images", "2", "--val-size", "8",
                                    "--device", "cpu"])
     assert res.exit_code == 0, res.output
-    meta = read_sidecar(tmp_path / "cli" / "nrp.safetensors")
+    meta = read_meta(tmp_path / "cli" / "nrp.safetensors")
     assert meta["config"]["epochs"] == 0.3 and meta["settings"] == {"width": 4, "blocks": 1}
     res = CliRunner().invoke(cli, ["train", "nrp", "--data", str(data_root), "--out", str(tmp_path / "cli2"),
                                    "--eps", "0"])

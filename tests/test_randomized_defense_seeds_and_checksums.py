@@ -5,7 +5,6 @@ trained_against."""
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 
 import pytest
@@ -17,7 +16,8 @@ from irad.defenses import is_randomized
 from irad.diffusion import ScoreUNet
 from irad.errors import InputError
 from irad.reference import make_random_weights
-from irad.weights import save_weights
+from irad.weights import load_state_dict_file, read_meta, save_weights
+from helpers import tensors_sha256
 
 pytestmark = pytest.mark.usefixtures("one_thread", "clean_env")  # see conftest.py
 
@@ -79,8 +79,8 @@ def test_seeded_samplers_and_diffpure_report_deterministic(tmp_path):
 
 
 def _with_trained_against(path: Path, names: list[str]) -> Path:
-    side = path.with_suffix(".json")
-    side.write_text(json.dumps({**json.loads(side.read_text()), "trained_against": names}))
+    meta = {k: v for k, v in read_meta(path).items() if k != "sha256"}
+    save_weights(load_state_dict_file(path), path, {**meta, "trained_against": names})
     return path
 
 
@@ -93,7 +93,7 @@ def test_irad_diffpure_and_resample_expose_checksum_and_trained_against(tmp_path
     irad_file = _with_trained_against(make_random_weights(tmp_path / "irad.safetensors", n_resblocks=1, n_feats=4,
                                                           hidden=(8,)), ["resnet18", "resnet20"])
     both = irad.load_defense("irad+diffpure", weights=score, irad_weights=irad_file, steps=1, seed=0)
-    parts = (sha(score), sha(irad_file))
+    parts = (tensors_sha256(score), tensors_sha256(irad_file))  # the weights' own checksums
     assert both.meta["sha256"] == hashlib.sha256(f"diffpure:{parts[0]}+irad:{parts[1]}".encode()).hexdigest()
     assert both.meta["trained_against"] == ["resnet18", "resnet20", "vgg16"]
     assert both.meta["diffpure"]["sha256"] == parts[0] and both.meta["irad"]["sha256"] == parts[1]

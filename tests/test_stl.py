@@ -21,7 +21,7 @@ from irad.defenses.stl import (
 )
 from irad.errors import InputError, WeightsError
 from irad.training.stl import STLConfig, train_stl
-from irad.weights import WEIGHTS, load_state_dict_file, read_sidecar, resolve_weights
+from irad.weights import WEIGHTS, load_state_dict_file, read_meta, resolve_weights
 
 
 @pytest.fixture(scope="module")
@@ -154,7 +154,7 @@ def test_bad_inputs_and_dictionaries(shipped, cifar):
 def test_shipped_dictionary_is_registered_verified_and_the_default(shipped):
     spec, path = resolve_weights("stl-cifar10-cpu")  # verifies the sha256
     assert (spec.kind, spec.arch, spec.dataset) == ("defense", "stl", "cifar10")
-    meta = read_sidecar(path)
+    meta = read_meta(path)
     assert meta["sha256"] == spec.sha256 and meta["command"].startswith("irad train stl")
     atoms = load_state_dict_file(path)["atoms"]
     assert atoms.shape == (64, 3, 7, 7)
@@ -169,8 +169,7 @@ def test_shipped_dictionary_is_registered_verified_and_the_default(shipped):
 def test_a_corrupted_dictionary_file_fails_its_checksum(tmp_path):
     _, path = resolve_weights("stl-cifar10-cpu")
     copy = tmp_path / "stl.safetensors"
-    copy.write_bytes(path.read_bytes()[:-8] + b"\0" * 8)
-    (tmp_path / "stl.json").write_text(path.with_suffix(".json").read_text())
+    copy.write_bytes(path.read_bytes()[:-8] + b"\0" * 8)  # the last tensor's bytes; the metadata intact
     with pytest.raises(WeightsError, match="sha256"):
         irad.load_defense("stl", weights=copy)
 
@@ -210,7 +209,7 @@ def test_training_writes_a_loadable_dictionary_and_resumes(data_root, tmp_path):
     records = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert [r.get("step") for r in records if "step" in r] == [2, 4]
     assert all(np.isfinite(r["val_psnr"]) and r["val_psnr"] > r["val_psnr_lowpass"] for r in records if "step" in r)
-    meta = read_sidecar(path)
+    meta = read_meta(path)
     assert (meta["kind"], meta["arch"], meta["settings"]["lam"]) == ("defense", "stl", 0.02)
     defense = irad.load_defense("stl", weights=path)
     assert defense.atoms.shape == (6, 3, 3, 3) and defense.iterations == 10
@@ -236,7 +235,7 @@ def test_train_stl_command(data_root, tmp_path):
                                    "--iterations", "5", "--train-iterations", "5", "--images", "20",
                                    "--val-images", "2", "--val-size", "10", "--device", "cpu"])
     assert res.exit_code == 0, res.output
-    meta = read_sidecar(tmp_path / "cli" / "stl.safetensors")
+    meta = read_meta(tmp_path / "cli" / "stl.safetensors")
     assert meta["config"]["steps"] == 2 and meta["settings"]["atoms"] == 4
     res = CliRunner().invoke(cli, ["train", "stl", "--data", str(data_root), "--out", str(tmp_path / "cli2"),
                                    "--lam", "-1"])

@@ -16,6 +16,7 @@ from irad.training.pairs import AdversarialPairs, PairsConfig, craft_pairs
 from irad.training.samplenet import SampleNetConfig, train_samplenet
 from irad.training.tasks import TASKS, sample_queries
 from irad.weights import load_state_dict_file
+from helpers import header_meta, tensors_sha256
 
 
 @pytest.fixture(scope="module")
@@ -119,18 +120,18 @@ def test_implicit_training_resumes_to_the_same_weights(pairs, data_root, tmp_pat
 
 def test_time_limit_stops_cleanly_and_the_same_command_finishes_the_run(pairs, data_root, tmp_path):
     """--time-limit: the run stops after the step that crosses the limit, with validated, exported weights whose
-    sidecar says how far it got; rerun without a limit, it continues to the same weights as an unlimited run."""
+    metadata says how far it got; rerun without a limit, it continues to the same weights as an unlimited run."""
     full = train_implicit(_implicit_cfg(pairs), tmp_path / "full", data_root=data_root, progress=False)
     early = train_implicit(_implicit_cfg(pairs), tmp_path / "cut", data_root=data_root, progress=False,
                            time_limit_min=1e-9)
-    meta = json.loads(early.with_suffix(".json").read_text())
+    meta = header_meta(early)
     assert meta["steps_done"] == 1 < meta["steps_planned"]
     assert f"step 1 of {meta['steps_planned']}" in stopped_early(early)
     records = [json.loads(line) for line in (tmp_path / "cut" / "log.jsonl").read_text().splitlines()]
     assert [r for r in records if r.get("event") == "time-limit"][0]["step"] == 1
     assert any("val_psnr" in r and r.get("step") == 1 for r in records)  # validated before stopping
     resumed = train_implicit(_implicit_cfg(pairs), tmp_path / "cut", data_root=data_root, progress=False)
-    assert json.loads(resumed.with_suffix(".json").read_text())["steps_done"] == meta["steps_planned"]
+    assert header_meta(resumed)["steps_done"] == meta["steps_planned"]
     a, b = load_state_dict_file(full), load_state_dict_file(resumed)
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=0, msg=k)
@@ -153,8 +154,8 @@ def test_samplenet_training_learns_only_samplenet(pairs, data_root, tmp_path):
     sampler = {k: v for k, v in after.items() if k.startswith("sampler.")}
     last = max(int(k.split(".")[3]) for k in sampler)  # sampler.net.mlp.<i>.weight: the zero-initialised output layer
     assert float(sampler[f"sampler.net.mlp.{last}.weight"].abs().sum()) > 0  # it learned a non-zero shift
-    meta = json.loads(out.with_suffix(".json").read_text())
-    assert meta["spec"]["sampler"]["name"] == "samplenet" and meta["sha256"]
+    meta = header_meta(out)
+    assert meta["spec"]["sampler"]["name"] == "samplenet" and meta["sha256"] == tensors_sha256(out)
     import irad
 
     defense = irad.load_defense("irad", weights=str(out))

@@ -26,6 +26,8 @@ from irad.training.implicit import ImplicitConfig, train_implicit
 from irad.training.pairs import AdversarialPairs, PairsConfig, craft_pairs
 from irad.training.samplenet import SampleNetConfig, train_samplenet
 
+from helpers import header_meta
+
 pytestmark = pytest.mark.usefixtures("clean_env", "one_thread")
 
 
@@ -64,7 +66,7 @@ def test_classifier_training_learns_a_learnable_task(tmp_path, write_npz):
         pred = model(_to_tensor(images[-100:])).argmax(1).numpy()
     val_acc = float((pred == labels[-100:]).mean())
     assert val_acc > 0.9  # chance is 1/3
-    meta = json.loads(weights.with_suffix(".json").read_text())
+    meta = header_meta(weights)
     assert meta["val_accuracy"] == pytest.approx(val_acc)
 
 

@@ -18,7 +18,7 @@ from irad.training.diffusion import DiffusionConfig, train_diffusion
 from irad.training.implicit import ImplicitConfig, train_implicit
 from irad.training.pairs import PairsConfig, check_pair_splits, craft_pairs
 from irad.training.samplenet import SampleNetConfig, train_samplenet
-from irad.weights import load_state_dict_file, read_sidecar
+from irad.weights import load_state_dict_file, read_meta
 
 pytestmark = pytest.mark.usefixtures("one_thread", "clean_env")  # see conftest.py
 
@@ -123,7 +123,7 @@ def test_trainers_refuse_mismatched_pairs_before_making_the_run_folder(tiny_pair
     assert not any((tmp_path / n).exists() for n in "abc")
     # matching pairs still train
     path = train_implicit(_implicit(train, val), tmp_path / "ok", data_root=data_root, progress=False)
-    assert read_sidecar(path)["steps_done"] == 1
+    assert read_meta(path)["steps_done"] == 1
 
 
 def test_implicit_task_without_pairs_refuses_pairs_options(data_root, tmp_path):

@@ -1,5 +1,5 @@
 """Weight files: `irad weights import` verifies the catalogued checksum, resolve goes past a corrupt copy to a
-valid one, and a save killed between its renames leaves a consistent file and sidecar."""
+valid one, and a save killed before its rename leaves the old file, one killed after it the new one."""
 
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ import irad.weights.store as store
 from irad.cli.main import cli
 from irad.errors import WeightsError
 from irad.registry import Entry
-from irad.weights import import_weights, load_state_dict_file, read_sidecar, resolve_weights, save_weights
+from helpers import tensors_sha256
+from irad.weights import import_weights, load_state_dict_file, read_meta, resolve_weights, save_weights
 
 pytestmark = pytest.mark.usefixtures("one_thread", "clean_env")  # see conftest.py
 
@@ -46,8 +47,8 @@ def test_import_refuses_a_file_that_is_not_the_catalogued_one(tmp_path):
 def test_import_of_the_catalogued_file_is_verified_and_lands_where_resolve_finds_it(tmp_path):
     _, shipped = resolve_weights("fastnet-irad-cifar10")
     target = import_weights("fastnet-irad-cifar10", shipped, out_dir=tmp_path / "out")
-    assert sha(target) == sha(shipped) and read_sidecar(target)["sha256"] == sha(shipped)
-    old, new = read_sidecar(shipped), read_sidecar(target)  # the source's sidecar is carried over
+    assert tensors_sha256(target) == tensors_sha256(shipped) == read_meta(target)["sha256"]
+    old, new = read_meta(shipped), read_meta(target)  # the source's metadata is carried over
     assert set(old) <= set(new) and new["recipe"] == old["recipe"]
 
 
@@ -91,15 +92,17 @@ def test_resolve_uses_a_valid_cache_copy_after_a_corrupt_shipped_file(tmp_path, 
     assert str(tmp_path / "pkg" / src.name) in str(info.value) and str(cached) in str(info.value)
 
 
-# ----------------------------------------------------------------------- a save killed between its renames is usable
+# ------------------------------------------------------------------------- a killed save leaves a usable file
 
 
-@pytest.mark.parametrize("kill_at", [1, 2, 3])
-def test_save_killed_between_renames_leaves_a_consistent_pair(tmp_path, monkeypatch, kill_at):
+@pytest.mark.parametrize("kill_at", [1, 2])
+def test_a_killed_save_leaves_the_old_file_or_the_new_one(tmp_path, monkeypatch, kill_at):
+    """kill_at 1: killed at the one rename (the old file stands); 2: after it, while removing an older sidecar."""
     path = tmp_path / "m.safetensors"
     save_weights({"w": torch.zeros(3)}, path, {"version": 1})
+    path.with_suffix(".json").write_text("{}")  # an older sidecar left beside the file, removed by the save
     calls = {"n": 0}
-    real_replace = os.replace
+    real_replace, real_unlink = os.replace, Path.unlink
 
     def dying_replace(src, dst):
         calls["n"] += 1
@@ -107,13 +110,21 @@ def test_save_killed_between_renames_leaves_a_consistent_pair(tmp_path, monkeypa
             raise KeyboardInterrupt  # the process dies before this rename
         return real_replace(src, dst)
 
+    def dying_unlink(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == kill_at:
+            raise KeyboardInterrupt  # the process dies after the rename, before the clean-up
+        return real_unlink(self, *args, **kwargs)
+
     monkeypatch.setattr(os, "replace", dying_replace)
+    monkeypatch.setattr(Path, "unlink", dying_unlink)
     with pytest.raises(KeyboardInterrupt):
         save_weights({"w": torch.ones(3)}, path, {"version": 2})
     monkeypatch.setattr(os, "replace", real_replace)
-    w, meta = load_state_dict_file(path)["w"], read_sidecar(path)
-    assert (meta["version"], w.tolist()) in ((1, [0.0] * 3), (2, [1.0] * 3))  # old pair or new pair, never mixed
-    assert meta["sha256"] == sha(path)
+    monkeypatch.setattr(Path, "unlink", real_unlink)
+    w, meta = load_state_dict_file(path)["w"], read_meta(path)
+    assert (meta["version"], w.tolist()) == ((1, [0.0] * 3) if kill_at == 1 else (2, [1.0] * 3))  # never mixed
+    assert meta["sha256"] == tensors_sha256(path)
     save_weights({"w": torch.full((3,), 2.0)}, path, {"version": 3})  # the next save is unaffected
-    assert read_sidecar(path)["version"] == 3 and load_state_dict_file(path)["w"].tolist() == [2.0] * 3
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.json", "m.safetensors"]
+    assert read_meta(path)["version"] == 3 and load_state_dict_file(path)["w"].tolist() == [2.0] * 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.safetensors"]

@@ -4,7 +4,6 @@ the conversion of third-party checkpoints."""
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 from pathlib import Path
@@ -18,13 +17,14 @@ from irad.classifiers import load_classifier
 from irad.classifiers.resnet_cifar import CifarResNet
 from irad.errors import UnknownNameError, WeightsError
 from irad.registry import Entry
+from helpers import header_meta, tensors_sha256, write_legacy_pair
 from irad.weights import (
     PretrainedWeights,
     cache_dir,
     import_weights,
     load_state_dict_file,
     load_strict,
-    read_sidecar,
+    read_meta,
     resolve_weights,
     save_weights,
 )
@@ -45,12 +45,22 @@ def sha(path: Path) -> str:
 
 @pytest.fixture
 def r20_copy(tmp_path):
-    """A copy of the shipped ResNet-20 weights and sidecar in tmp_path."""
+    """A copy of the shipped ResNet-20 weight file (one self-describing file) in tmp_path."""
     _, src = resolve_weights("resnet20-idelbayev")
     dst = tmp_path / "copy" / "r20.safetensors"
     dst.parent.mkdir()
     shutil.copy(src, dst)
-    shutil.copy(src.with_suffix(".json"), dst.with_suffix(".json"))
+    return dst
+
+
+@pytest.fixture
+def r20_legacy(tmp_path):
+    """The shipped ResNet-20 weights as a pair of the older two-file format (no header metadata + .json)."""
+    _, src = resolve_weights("resnet20-idelbayev")
+    dst = tmp_path / "legacy" / "r20.safetensors"
+    dst.parent.mkdir()
+    meta = {k: v for k, v in read_meta(src).items() if k != "sha256"}
+    assert write_legacy_pair(dst, load_state_dict_file(src), meta) == SHA_R20  # the same tensors
     return dst
 
 
@@ -64,16 +74,16 @@ def test_save_and_load_round_trip(tmp_path):
           "half": torch.randn(3).to(torch.bfloat16)}
     path = tmp_path / "out" / "m.safetensors"
     digest = save_weights(sd, path, {"arch": "toy", "note": "hello"})
-    assert digest == sha(path)
-    side = json.loads(path.with_suffix(".json").read_text())
-    assert side == {"arch": "toy", "note": "hello", "sha256": digest}
-    assert read_sidecar(path) == side
+    assert digest == tensors_sha256(sd)  # the tensors' sha256, whatever the metadata
+    assert header_meta(path) == {"arch": "toy", "note": "hello", "sha256": digest}  # in the file itself
+    assert read_meta(path) == header_meta(path)
     back = load_state_dict_file(path)
     assert set(back) == set(sd)
     for k, v in sd.items():
         assert back[k].dtype == v.dtype and torch.equal(back[k], v), k
-    # Nothing but the file and its sidecar is left behind.
-    assert sorted(p.name for p in path.parent.iterdir()) == ["m.json", "m.safetensors"]
+    # One file, nothing else left behind; saving other metadata keeps the tensors' sha256.
+    assert sorted(p.name for p in path.parent.iterdir()) == ["m.safetensors"]
+    assert save_weights(sd, path, {"arch": "toy", "note": "changed"}) == digest != sha(path)
 
 
 def test_save_weights_needs_the_safetensors_suffix(tmp_path):
@@ -89,9 +99,9 @@ def test_load_strips_dataparallel_prefix_and_unwraps_state_dict(tmp_path):
 
 
 
-@pytest.mark.parametrize("fail_at", [1, 2])
-def test_interrupted_save_leaves_the_old_files(tmp_path, monkeypatch, fail_at):
-    """A save that fails while writing (disk full, ...) leaves the previous weights and sidecar as they were."""
+def test_interrupted_save_leaves_the_old_files(tmp_path, monkeypatch):
+    """A save that fails while writing (disk full, ...) leaves the previous file as it was."""
+    fail_at = 1
     path = tmp_path / "m.safetensors"
     save_weights({"w": torch.zeros(3)}, path, {"version": 1})
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
@@ -100,7 +110,7 @@ def test_interrupted_save_leaves_the_old_files(tmp_path, monkeypatch, fail_at):
 
     def failing_fsync(fd):
         calls["n"] += 1
-        if calls["n"] == fail_at:  # 1: while writing the weights, 2: while writing the sidecar
+        if calls["n"] == fail_at:  # while writing the file
             raise OSError(28, "No space left on device")
         return real_fsync(fd)
 
@@ -146,17 +156,19 @@ def test_pickled_objects_are_allowed_only_for_catalogued_checksums(tmp_path, mon
         load_state_dict_file(ckpt)
 
 @pytest.mark.parametrize("damage", ["flip", "truncate"])
-def test_sidecar_checksum_mismatch(r20_copy, damage):
-    data = bytearray(r20_copy.read_bytes())
+@pytest.mark.parametrize("layout", ["one file", "legacy pair"])
+def test_checksum_mismatch(r20_copy, r20_legacy, damage, layout):
+    path = r20_copy if layout == "one file" else r20_legacy
+    data = bytearray(path.read_bytes())
     if damage == "flip":
-        data[len(data) // 2] ^= 0xFF
+        data[len(data) - 1000] ^= 0xFF  # inside the tensors (the header, with the metadata, comes first)
     else:
         data = data[: len(data) - 100]
-    r20_copy.write_bytes(bytes(data))
-    with pytest.raises(WeightsError, match="sha256"):
-        load_state_dict_file(r20_copy)
-    with pytest.raises(WeightsError, match="sha256"):
-        load_classifier("resnet20", weights=r20_copy)
+    path.write_bytes(bytes(data))
+    with pytest.raises(WeightsError, match="sha256|cannot read"):
+        load_state_dict_file(path)
+    with pytest.raises(WeightsError, match="sha256|cannot read"):
+        load_classifier("resnet20", weights=path)
 
 
 def test_missing_file():
@@ -175,10 +187,41 @@ def test_not_a_weight_file(tmp_path):
         load_state_dict_file(tmp_path / "notsd.pt")
 
 
-def test_broken_sidecar_json(r20_copy):
-    r20_copy.with_suffix(".json").write_text("{ not json")
+def test_broken_metadata_json(r20_legacy, tmp_path):
+    r20_legacy.with_suffix(".json").write_text("{ not json")  # an older sidecar
     with pytest.raises(WeightsError, match="JSON"):
-        load_state_dict_file(r20_copy)
+        load_state_dict_file(r20_legacy)
+    from safetensors.torch import save
+
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(save({"w": torch.zeros(2)}, metadata={"irad": "{ not json"}))  # the header's metadata
+    with pytest.raises(WeightsError, match="JSON"):
+        load_state_dict_file(bad)
+
+
+def test_reading_never_writes(r20_copy, r20_legacy):
+    for path in (r20_copy, r20_legacy):
+        before = {p.name: p.read_bytes() for p in path.parent.iterdir()}
+        load_classifier("resnet20", weights=path)
+        read_meta(path)
+        assert {p.name: p.read_bytes() for p in path.parent.iterdir()} == before
+
+
+def test_a_legacy_pair_converts_once_to_one_file_with_the_same_tensors(r20_legacy):
+    from click.testing import CliRunner
+
+    from irad.cli.main import cli
+
+    before = load_state_dict_file(r20_legacy)
+    result = CliRunner().invoke(cli, ["weights", "import", str(r20_legacy)])
+    assert result.exit_code == 0 and "converted" in result.output, result.output
+    assert not r20_legacy.with_suffix(".json").exists()  # one file now
+    meta = header_meta(r20_legacy)
+    assert meta["sha256"] == SHA_R20 == tensors_sha256(r20_legacy) and meta["arch"] == "resnet20"
+    after = load_state_dict_file(r20_legacy)
+    assert all(torch.equal(after[k], before[k]) for k in before)
+    again = CliRunner().invoke(cli, ["weights", "import", str(r20_legacy)])  # already one file: left as it is
+    assert again.exit_code == 0 and header_meta(r20_legacy) == meta
 
 
 # ---------------------------------------------------------------------------------------- strict loading
@@ -219,9 +262,10 @@ def test_unknown_file_without_sidecar_reports_unexpected_keys(tmp_path):
         load_classifier("resnet20", weights=tmp_path / "anon.pt")
 
 
-def test_load_classifier_reads_arch_from_sidecar(r20_copy):
-    with pytest.raises(WeightsError, match="resnet20"):
-        load_classifier("resnet32", weights=r20_copy)
+def test_load_classifier_reads_arch_from_the_metadata(r20_copy, r20_legacy):
+    for path in (r20_copy, r20_legacy):
+        with pytest.raises(WeightsError, match="resnet20"):
+            load_classifier("resnet32", weights=path)
 
 
 def test_old_checkpoints_without_num_batches_tracked_load():
@@ -238,8 +282,8 @@ def test_resolve_finds_the_shipped_file_and_checks_it():
     spec, path = resolve_weights("resnet20-idelbayev")
     assert path.is_file() and path.parent.name == "weights" and "assets" in path.parts
     assert spec.arch == "resnet20" and spec.dataset == "cifar10" and spec.kind == "classifier"
-    assert sha(path) == SHA_R20
-    assert read_sidecar(path)["sha256"] == SHA_R20
+    assert tensors_sha256(path) == SHA_R20 and header_meta(path)["sha256"] == SHA_R20
+    assert read_meta(path)["sha256"] == SHA_R20
 
 
 def test_resolve_rejects_a_damaged_shipped_file(tmp_path, monkeypatch):
@@ -303,8 +347,8 @@ def test_import_weights_converts_the_original(shared_file, tmp_path):
     target = import_weights("resnet20-idelbayev", shared_file("weights/resnet20-12fca82f.th"),
                             out_dir=tmp_path / "out")
     assert target == tmp_path / "out" / "resnet20-idelbayev-cifar10.safetensors"
-    assert sha(target) == SHA_R20  # the conversion is deterministic and equals the shipped file
-    side = read_sidecar(target)
+    assert tensors_sha256(target) == SHA_R20  # the conversion is deterministic: the shipped file's tensors
+    side = read_meta(target)
     assert side["sha256"] == SHA_R20 and side["arch"] == "resnet20"
     assert side["converted_from_sha256"] == SHA_R20_ORIGINAL
     assert side["mean"] == [0.485, 0.456, 0.406] and side["std"] == [0.229, 0.224, 0.225]
@@ -316,13 +360,13 @@ def test_import_weights_defaults_to_the_cache(shared_file, tmp_path, monkeypatch
     assert target == tmp_path / "home" / "weights" / "resnet20-idelbayev-cifar10.safetensors"
 
 
-def test_irad_weights_without_their_sidecar_say_so(tmp_path):
-    import shutil
-
+def test_irad_weights_without_their_metadata_say_so(tmp_path):
     import irad
     from irad.weights import resolve_weights
 
+    from safetensors.torch import save_file
+
     _, path = resolve_weights("irad-cifar10-cpu")
-    shutil.copy(path, tmp_path / "irad.safetensors")  # the weights alone, without irad.json
-    with pytest.raises(WeightsError, match=r"no sidecar .*irad\.json.* beside it"):
+    save_file(load_state_dict_file(path), tmp_path / "irad.safetensors")  # the tensors alone, no metadata
+    with pytest.raises(WeightsError, match=r"records no architecture"):
         irad.load_defense("irad", weights=tmp_path / "irad.safetensors")

@@ -80,7 +80,7 @@ class Registry(Generic[T]):
         if not (isinstance(spec, dict) and isinstance(spec.get("name"), str)
                 and isinstance(spec.get("args", {}), dict)):
             raise UnknownNameError(f"a {self.kind} spec must be {{'name': str, 'args': dict}}, got {spec!r}; the "
-                                   f"file that holds it (e.g. a weight file's .json sidecar) is damaged")
+                                   f"file that holds it (e.g. a weight file's metadata) is damaged")
         return self.build(spec["name"], **spec.get("args", {}))
 
     def names(self) -> list[str]:

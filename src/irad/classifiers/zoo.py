@@ -12,9 +12,8 @@ from torch import nn
 from ..data import dataset_info
 from ..errors import InputError, UnknownNameError, WeightsError
 from ..registry import Registry
-from ..utils.io import sha256_file
 from ..utils.validation import values_unchecked
-from ..weights import WEIGHTS, load_state_dict_file, load_strict, read_sidecar, resolve_weights
+from ..weights import WEIGHTS, load_state_dict_file, load_strict, read_meta, resolve_weights, weights_digest
 from .fastnet import FastNet
 from .resnet import ResNet
 from .resnet_cifar import CifarResNet
@@ -108,12 +107,15 @@ def pretrained_names(arch: str | None = None, dataset: str | None = None) -> lis
 def _catalog_meta_for(path: Path) -> dict:
     """Metadata of a registered weight set whose file (or original third-party file) is ``path``, by sha256.
 
-    This is how an original checkpoint without a sidecar (e.g. ``resnet20-12fca82f.th``) gets its normalisation."""
-    from ..utils.io import sha256_file
+    This is how an original checkpoint without metadata (e.g. ``resnet20-12fca82f.th``) gets its normalisation."""
+    from ..weights import weights_digest
 
     if not path.is_file():
         return {}
-    digest = sha256_file(path)
+    try:
+        digest = weights_digest(path)
+    except WeightsError:
+        return {}
     for name in WEIGHTS.names():
         spec = WEIGHTS.get(name).factory()
         if digest in (spec.sha256, spec.meta.get("original_sha256")):
@@ -132,10 +134,10 @@ def load_classifier(name: str, dataset: str = "cifar10", weights: str | Path | N
 
     ``weights``: ``"default"`` (the default) = the registered pretrained weights for (name, dataset), an error if
     there are none; a registered weight name (see ``irad.weights.WEIGHTS``); a file path (``.safetensors`` with
-    its ``.json`` sidecar, or a PyTorch checkpoint: a state dict, or one under ``state_dict`` / ``model`` / ``net``
+    its metadata (or the ``.json`` sidecar of the older two-file format), or a PyTorch checkpoint: a state dict, or one under ``state_dict`` / ``model`` / ``net``
     ..., ``module.`` prefixes allowed); or ``None`` = random initialisation, explicitly.
 
-    What the network expects, for checkpoints that do not say (a third-party file without a sidecar): ``mean`` and
+    What the network expects, for checkpoints that do not say (a third-party file without metadata): ``mean`` and
     ``std`` (per channel, in the units of ``input_range``; ``mean=(0, 0, 0), std=(1, 1, 1)`` = no normalisation),
     ``num_classes``, and ``input_range`` (the value range the network was trained on, ``(0, 1)`` or ``(0, 255)``;
     images are mapped from [0, 1] to it first). Given values override the file's metadata. When a file's metadata
@@ -170,10 +172,10 @@ def load_classifier(name: str, dataset: str = "cifar10", weights: str | Path | N
         if spec.kind != "classifier" or spec.arch != arch or spec.dataset != dataset:
             raise WeightsError(f"weights {tag!r} are for {spec.kind} {spec.arch} on {spec.dataset}, "
                                f"not classifier {arch} on {dataset}")
-        meta = {**spec.meta, **read_sidecar(path), "sha256": spec.sha256}
+        meta = {**spec.meta, **read_meta(path), "sha256": spec.sha256}
     else:
         path = Path(weights)
-        meta = read_sidecar(path) or _catalog_meta_for(path)
+        meta = read_meta(path) or _catalog_meta_for(path)
         if meta.get("arch") not in (None, arch):
             raise WeightsError(f"{path} holds a {meta['arch']} ({meta.get('dataset')}), not a {arch}; "
                                f"use load_classifier({meta['arch']!r}, weights=...)")
@@ -185,7 +187,7 @@ def load_classifier(name: str, dataset: str = "cifar10", weights: str | Path | N
     model = ImageClassifier(CLASSIFIERS.build(arch, num_classes=classes), norm_mean, norm_std, arch, dataset)
     model.set_input_range(input_range or meta.get("input_range"))
     load_strict(model.net, load_state_dict_file(path), f"{arch} from {path}")
-    model.weights_sha256 = meta.get("sha256") or sha256_file(path)  # identifies results computed with it
+    model.weights_sha256 = meta.get("sha256") or weights_digest(path)  # identifies results computed with it
     return model.to(device).eval()
 
 

@@ -108,7 +108,7 @@ def train(ctx: click.Context) -> None:
 @friendly_errors
 def train_classifier_cmd(arch, dataset, epochs, lr, weight_decay, label_smoothing, train_limit, val_size, out,
                          device, seed, batch_size, data_root) -> None:
-    """Train a classifier; writes OUT/ARCH-DATASET.safetensors with a JSON sidecar."""
+    """Train a classifier; writes OUT/ARCH-DATASET.safetensors (metadata in its header)."""
     from ..training.classifier import ClassifierRecipe, train_classifier
 
     recipe = ClassifierRecipe(arch=arch, dataset=dataset, epochs=epochs, batch_size=batch_size or 512, lr=lr,

@@ -13,21 +13,33 @@ def weights_group() -> None:
 
 
 @weights_group.command("import")
-@click.argument("name")
-@click.argument("source", type=click.Path(exists=True, dir_okay=False))
+@click.argument("args", nargs=-1, required=True, metavar="[NAME] FILE")
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Target folder [the cache dir].")
 @friendly_errors
-def import_cmd(name: str, source: str, out: str | None) -> None:
-    """Install registered weights NAME from the file SOURCE, verified by sha256 before anything is written.
+def import_cmd(args: tuple[str, ...], out: str | None) -> None:
+    """`irad weights import NAME FILE`: install registered weights NAME from FILE, verified by sha256 before
+    anything is written. `irad weights import FILE`: convert a weight file of the older two-file format
+    (FILE.safetensors + FILE.json) once into one self-describing file, in place (its tensors and sha256 unchanged).
 
-    SOURCE is converted to safetensors (a third-party original is first checked against the catalogue's checksum
-    of the original) and the result must have the catalogue's sha256; weights the catalogue keeps in their
-    original format (resnet18-autoattack: pyautoattack's model_test.pt, otherwise read in place from the
-    installed pyautoattack package) are copied unchanged after the same check. A file that does not verify is
-    refused."""
-    from ..weights import import_weights
+    With NAME, FILE is converted to safetensors (a third-party original is first checked against the catalogue's
+    checksum of the original) and the result must have the catalogue's sha256; weights the catalogue keeps in their
+    original format (resnet18-autoattack: pyautoattack's model_test.pt, otherwise read in place from the installed
+    pyautoattack package) are copied unchanged after the same check. A file that does not verify is refused."""
+    from pathlib import Path
 
-    click.echo(f"wrote {import_weights(name, source, out)}")
+    from ..weights import convert_weights, import_weights
+
+    if len(args) > 2:
+        raise click.UsageError("expected NAME FILE (registered weights) or FILE (a file to convert)")
+    for path in args[-1:]:
+        if not Path(path).is_file():
+            raise click.BadParameter(f"file {path!r} does not exist", param_hint="FILE")
+    if len(args) == 2:
+        click.echo(f"wrote {import_weights(args[0], args[1], out)}")
+        return
+    if out is not None:
+        raise click.UsageError("--out goes with NAME FILE; a file is converted in place")
+    click.echo(f"converted {convert_weights(args[0])} (one file; its tensors and sha256 unchanged)")
 
 
 @weights_group.command("verify")

@@ -105,12 +105,12 @@ class DiffPure(nn.Module):
 
 def load_score_model(weights: str | Path | None = None, dataset: str = "cifar10"
                      ) -> tuple[ScoreUNet, VPSDE, dict[str, Any]]:
-    """The score U-Net of a ``irad train diffusion`` weight file (rebuilt from its sidecar), its SDE and metadata."""
+    """The score U-Net of a ``irad train diffusion`` weight file (rebuilt from its metadata), its SDE and metadata."""
     state, meta = load_defense_weights("diffpure", weights, dataset, TRAIN_HINT)
     arch = meta.get("architecture")
     if not isinstance(arch, dict):
-        raise WeightsError("the DiffPure weight file has no 'architecture' in its .json sidecar; keep the sidecar "
-                           f"next to it, or {TRAIN_HINT}")
+        raise WeightsError("the DiffPure weight file records no 'architecture' in its metadata (not a file "
+                           f"`irad train diffusion` wrote, or an older one without its .json sidecar); {TRAIN_HINT}")
     model = ScoreUNet(**arch)
     load_strict(model, state, "DiffPure score U-Net")
     return model.requires_grad_(False), VPSDE(**meta.get("sde", {})), meta

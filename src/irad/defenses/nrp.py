@@ -82,7 +82,7 @@ class NeuralRepresentationPurifier(nn.Module):
 
 
 def nrp_arch(state: dict[str, torch.Tensor], meta: dict[str, Any]) -> tuple[int, int]:
-    """(width, blocks) of a weight file: from its sidecar's settings, else read off the tensors."""
+    """(width, blocks) of a weight file: from its metadata's settings, else read off the tensors."""
     settings = meta.get("settings", {})
     if "width" in settings and "blocks" in settings:
         return int(settings["width"]), int(settings["blocks"])
@@ -95,7 +95,7 @@ def nrp_arch(state: dict[str, torch.Tensor], meta: dict[str, Any]) -> tuple[int,
 
 def load_nrp(weights: str | Path | None = None, dataset: str = "cifar10") -> NeuralRepresentationPurifier:
     """An NRP purifier from a weight file (registered name, 'default'/None, or a path); the architecture comes from
-    the file's sidecar."""
+    the file's metadata."""
     state, meta = load_defense_weights("nrp", weights, dataset, TRAIN_HINT)
     module = NeuralRepresentationPurifier(*nrp_arch(state, meta))
     load_strict(module, state, "NRP purifier")

@@ -49,7 +49,7 @@ def _irad_weights(weights: str | Path | None, dataset: str) -> tuple[dict[str, t
 
 
 def build_resampler(spec: dict[str, Any]) -> ImageResampler:
-    """Rebuild an ImageResampler from the spec stored in a weight file's sidecar."""
+    """Rebuild an ImageResampler from the spec stored in a weight file's metadata."""
     recon = RECONSTRUCTIONS.make(spec["reconstruction"])
     sampler_spec = spec.get("sampler", {"name": "identity"})
     sampler = SAMPLERS.make(sampler_spec)
@@ -62,12 +62,10 @@ def load_irad_parts(weights: str | Path | None = None, dataset: str = "cifar10"
     state, meta = _irad_weights(weights, dataset)
     spec = meta.get("spec")
     if spec is None:
-        sidecar = Path(weights).with_suffix(".json") if isinstance(weights, (str, Path)) else None
-        if sidecar is not None and Path(weights).suffix and not sidecar.is_file():
-            raise WeightsError(f"the IRAD weight file {str(weights)!r} has no sidecar {str(sidecar)!r} beside it (the "
-                               "training command writes the two together; it records the architecture): copy it "
-                               "along with the weights")
-        raise WeightsError("the IRAD weight file has no 'spec' in its .json sidecar; keep the sidecar next to it")
+        where = f" {str(weights)!r}" if isinstance(weights, (str, Path)) else ""
+        raise WeightsError(f"the IRAD weight file{where} records no architecture ('spec' in its metadata): it is not "
+                           "a file `irad train implicit` / `irad train samplenet` wrote (a file of the older two-file "
+                           "format needs its .json sidecar beside it; `irad weights import FILE` then converts it)")
     recon = RECONSTRUCTIONS.make(spec["reconstruction"])
     load_strict(recon, {k.removeprefix("reconstruction."): v for k, v in state.items()
                         if k.startswith("reconstruction.")}, "implicit reconstruction")

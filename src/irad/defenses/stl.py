@@ -28,7 +28,7 @@ from ..utils.validation import check_images, is_whole
 from ..weights import load_defense_weights
 from .registry import DEFENSES
 
-# Fallbacks when a weight file's sidecar does not name its settings (the shipped file names them).
+# Fallbacks when a weight file's metadata does not name its settings (the shipped file names them).
 DEFAULT_LAM = 0.1
 DEFAULT_ITERATIONS = 60
 DEFAULT_LOWPASS = 5.0
@@ -172,7 +172,7 @@ def _stl_weights(weights: str | Path | None, dataset: str) -> tuple[dict[str, to
 
 def load_stl(weights: str | Path | None = None, dataset: str = "cifar10", lam: float | None = None,
              iterations: int | None = None, lowpass: float | None = None) -> SparseTransformationLayer:
-    """An STL defense from a dictionary file; unset settings come from the file's sidecar (its training settings)."""
+    """An STL defense from a dictionary file; unset settings come from the file's metadata (its training settings)."""
     state, meta = _stl_weights(weights, dataset)
     if set(state) != {"atoms"}:
         raise WeightsError(f"an STL weight file holds one tensor 'atoms', this one has {sorted(state)[:3]}: it is "

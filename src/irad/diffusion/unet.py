@@ -122,7 +122,7 @@ class ScoreUNet(nn.Module):
         return 2 ** (len(self.mults) - 1)
 
     def architecture(self) -> dict[str, Any]:
-        """The constructor's arguments (stored in a weight file's sidecar to rebuild the network)."""
+        """The constructor's arguments (stored in a weight file's metadata to rebuild the network)."""
         return {"channels": self.channels, "mults": list(self.mults), "blocks": self.blocks,
                 "dropout": self.dropout, "in_channels": self.in_channels}
 

@@ -8,7 +8,7 @@ that short runs are not dominated by the initial weights).
 
 Times t ~ U(t_min, t_max) with t_max = 0.2 by default, not the full [0, 1] of a generative model: DiffPure only
 ever evaluates the score on t in (0, t*] (t* = 0.1 on CIFAR-10; IRAD+DiffPure t* = 0.02..0.04), so a CPU budget is
-spent where purification uses it. The sidecar records t_max and the defense warns for t* beyond it.
+spent where purification uses it. The weights' metadata records t_max and the defense warns for t* beyond it.
 
 ``log.jsonl`` gets the training loss and, every ``eval_every`` steps, the loss of the EMA weights (``val_loss``) and
 of the current weights (``val_loss_raw``) on held-out validation images with fixed times (evenly spread over

@@ -5,8 +5,8 @@ Default recipe: the winner of the CPU recipe study at equal training time (docs/
 (0.9, 0.999)), batch 32. The paper's settings (whole images, plain LIIF output, Adam lr 1e-4 betas (0, 0.9), batch
 128) are ``crop=None, residual=False, lr=1e-4, betas=(0, 0.9), batch_size=128`` (``--crop 0 --no-residual --lr 1e-4
 --betas 0,0.9 --batch-size 128``). The run folder gets a resumable checkpoint (every ``checkpoint_every`` steps and
-at each validation), ``log.jsonl`` with training loss and validation PSNR, and ``implicit-TASK.safetensors`` +
-``.json`` (spec, task, command, sha256), written at every validation and at the end.
+at each validation), ``log.jsonl`` with training loss and validation PSNR, and ``implicit-TASK.safetensors`` (its metadata: spec, task,
+command, sha256), written at every validation and at the end.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from ..data import ImageDataset, from_uint8, load_dataset
 from ..errors import DataError, InputError
 from ..metrics import psnr
 from ..reconstruction import ImplicitReconstruction
-from ..utils import resolve_device, seed_everything, sha256_file
-from ..weights import save_weights
+from ..utils import resolve_device, seed_everything
+from ..weights import save_weights, weights_digest
 from .augment import random_crops
 from .pairs import AdversarialPairs, check_pair_splits
 from .loop import Step, check_schedule, cosine_lr, minutes_to_seconds, train_steps
@@ -223,11 +223,11 @@ def warm_start(model: ImplicitReconstruction, path: str) -> str:
         raise InputError(f"--init {path} holds an implicit representation with {recon.config}, but this run builds "
                          f"{model.config}; match --encoder-blocks/--features/--residual or --no-residual, or drop --init")
     model.load_state_dict(recon.state_dict())
-    return str(meta.get("sha256") or sha256_file(path))
+    return str(meta.get("sha256") or weights_digest(path))
 
 
 def save_resampler_weights(recon: ImplicitReconstruction, samplenet, path: Path, meta: dict) -> str:
-    """One file for an IRAD defense: ``reconstruction.*`` (+ ``sampler.*``) tensors and a sidecar with the spec."""
+    """One file for an IRAD defense: ``reconstruction.*`` (+ ``sampler.*``) tensors, and the spec in its metadata."""
     state = {f"reconstruction.{k}": v for k, v in recon.state_dict().items()}
     spec = {"reconstruction": {"name": "implicit", "args": recon.config}}
     if samplenet is not None:

@@ -16,7 +16,7 @@ from tqdm import tqdm
 from .. import distributed
 from ..errors import InputError
 from ..utils.validation import is_real
-from ..weights import read_sidecar
+from ..weights import read_meta
 from .rundir import RunDir
 
 
@@ -235,8 +235,8 @@ def minutes_to_seconds(minutes: float | None) -> float | None:
 
 
 def stopped_early(weights: Path) -> str | None:
-    """A line saying how far a run stopped by its time limit got, from the weights' sidecar; None if it finished."""
-    meta = read_sidecar(weights)
+    """A line saying how far a run stopped by its time limit got, from the weights' metadata; None if it finished."""
+    meta = read_meta(weights)
     done, planned = meta.get("steps_done"), meta.get("steps_planned")
     if done is None or planned is None or done >= planned:
         return None

@@ -1,4 +1,12 @@
-"""Weight files: locate, verify (sha256), load strictly, save atomically with a JSON sidecar."""
+"""Weight files: locate, verify (sha256), load strictly, save atomically.
+
+One self-describing format: a safetensors file whose header metadata holds, under the key ``irad``, a JSON object
+with everything needed to rebuild and trust the model (its registry spec ``{name, args}`` or architecture, dataset,
+normalisation, the training command, and ``sha256``). ``sha256`` is the digest of the tensors (the safetensors
+serialisation of the state dict without metadata), so it is the same whatever the metadata says, and the same as
+the file digest of the older two-file format (``x.safetensors`` + a ``x.json`` sidecar), which is still read
+(never written; `irad weights import FILE` converts such a pair once). Reading never writes.
+"""
 
 from __future__ import annotations
 
@@ -15,12 +23,16 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file
 from safetensors.torch import save as save_safetensors
 
 from ..errors import WeightsError
 from ..registry import Registry
-from ..utils.io import atomic_write, atomic_write_files, sha256_file
+from ..utils.io import atomic_write, sha256_file
+
+#: the header-metadata key of irad's weight files (a JSON object)
+META_KEY = "irad"
 
 
 @dataclass(frozen=True)
@@ -51,13 +63,27 @@ def cache_dir() -> Path:
     return Path(home) / "weights"
 
 
+def weights_digest(path: str | os.PathLike) -> str:
+    """The sha256 irad identifies a weight file by: for .safetensors the digest of its tensors serialised without
+    header metadata (the metadata may change, the weights not), for any other file the digest of its bytes."""
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        return sha256_file(path)
+    try:
+        tensors = load_file(str(path))
+    except Exception as exc:  # noqa: BLE001 - safetensors raises several types for damaged files
+        raise WeightsError(f"cannot read weight file {str(path)!r} ({type(exc).__name__}: {exc}); it is corrupted "
+                           f"or not a safetensors file") from exc
+    return _serialize(tensors)[1]
+
+
 def verify_file(path: Path, sha256: str, what: str) -> None:
-    actual = sha256_file(path)
+    actual = weights_digest(path)
     if actual != sha256:
         raise WeightsError(
             f"{what}: {path} has sha256 {actual[:16]}..., expected {sha256[:16]}...: the file is corrupted, truncated "
             f"or a different version. Delete it and obtain it again (re-install irad, re-download, or re-run the "
-            f"training command recorded in its .json sidecar)."
+            f"training command recorded in its metadata)."
         )
 
 
@@ -76,7 +102,10 @@ def resolve_weights(name: str) -> tuple[PretrainedWeights, Path]:
     for path in candidates:
         if not path.is_file():
             continue
-        actual = sha256_file(path)
+        try:
+            actual = weights_digest(path)
+        except WeightsError:
+            actual = sha256_file(path)
         if actual != spec.sha256:
             corrupt.append(f"{path} (sha256 {actual[:16]}...)")
             continue
@@ -109,25 +138,40 @@ def resolve_weights(name: str) -> tuple[PretrainedWeights, Path]:
     )
 
 
-def read_sidecar(path: str | os.PathLike) -> dict[str, Any]:
-    """The JSON metadata written next to a weight file (``x.safetensors`` -> ``x.json``); {} when absent. Completes a
-    :func:`save_weights` killed between its renames (``x.json.pending`` matching the weights is the sidecar)."""
-    side = Path(path).with_suffix(".json")
-    pending = _finish_interrupted_save(Path(path), side)
-    if pending is not None:
-        return pending
+def read_meta(path: str | os.PathLike) -> dict[str, Any]:
+    """The metadata of a weight file: the ``irad`` JSON of its safetensors header, else (a file of the older
+    two-file format) its ``x.json`` sidecar, read only; {} when there is none. Never writes."""
+    path = Path(path)
+    if path.suffix == ".safetensors" and path.is_file():
+        try:
+            with safe_open(str(path), framework="pt") as fh:
+                header = fh.metadata() or {}
+        except Exception as exc:  # noqa: BLE001
+            raise WeightsError(f"cannot read weight file {str(path)!r} ({type(exc).__name__}: {exc}); it is "
+                               f"corrupted or not a safetensors file") from exc
+        if META_KEY in header:
+            try:
+                meta = json.loads(header[META_KEY])
+            except json.JSONDecodeError as exc:
+                raise WeightsError(f"{path}: its metadata is not valid JSON ({exc}); re-create the file with the "
+                                   f"training command that made it") from exc
+            if not isinstance(meta, dict):
+                raise WeightsError(f"{path}: its metadata is not a JSON object; re-create the file")
+            return meta
+    side = path.with_suffix(".json")
     if not side.is_file():
         return {}
     try:
-        return json.loads(side.read_text())
+        meta = json.loads(side.read_text())
     except json.JSONDecodeError as exc:
         raise WeightsError(f"{side} is not valid JSON ({exc}); restore it from the training output") from exc
+    return meta if isinstance(meta, dict) else {}
 
 
 def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """Load a state dict from ``.safetensors`` or a PyTorch pickle (``.pt``/``.pth``/``.th``).
 
-    Checks the sidecar's sha256 when there is one. Unwraps the common checkpoint layouts (``{"state_dict": ...}``,
+    Checks the sha256 its metadata records, when there is one (:func:`weights_digest`). Unwraps the common checkpoint layouts (``{"state_dict": ...}``,
     ``model``, ``net``, ... :data:`STATE_DICT_KEYS`) and strips ``module.`` (DataParallel) and ``_orig_mod.``
     (torch.compile) prefixes. Pickles are read with ``weights_only=True``; one that holds other Python objects is
     unpickled in full only when its sha256 is in the catalogue (a known third-party checkpoint), since unpickling
@@ -136,9 +180,7 @@ def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"weight file {str(path)!r} does not exist")
-    meta = read_sidecar(path)
-    if "sha256" in meta:
-        verify_file(path, meta["sha256"], f"weight file {path.name}")
+    meta = read_meta(path)
     try:
         if path.suffix == ".safetensors":
             sd: Any = load_file(str(path))
@@ -149,6 +191,13 @@ def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     except Exception as exc:  # noqa: BLE001
         raise WeightsError(f"cannot read weight file {str(path)!r} ({type(exc).__name__}: {exc}); it is corrupted "
                            f"or not a PyTorch/safetensors file") from exc
+    if "sha256" in meta:
+        actual = _serialize(sd)[1] if path.suffix == ".safetensors" else sha256_file(path)
+        if actual != meta["sha256"]:
+            raise WeightsError(
+                f"weight file {path.name}: {path} has sha256 {actual[:16]}..., expected {meta['sha256'][:16]}...: the "
+                f"file is corrupted, truncated or a different version. Delete it and obtain it again (re-install "
+                f"irad, re-download, or re-run the training command recorded in its metadata).")
     sd = unwrap_state_dict(sd, path)
     return {_strip_wrappers(k): v for k, v in sd.items()}
 
@@ -233,21 +282,29 @@ def load_strict(module: torch.nn.Module, state_dict: dict[str, torch.Tensor], wh
 
 
 def save_weights(state_dict: dict[str, torch.Tensor], path: str | os.PathLike, meta: dict[str, Any]) -> str:
-    """Write ``path`` (.safetensors) and its JSON sidecar ``.json`` holding the file's sha256; return the sha256.
-
-    The two files cannot be replaced in one atomic step, so they are replaced in an order after which a failure or a
-    kill at any moment leaves a consistent pair, the old one or the new one. Both are first written in full to
-    temporary files beside their targets (a failure there leaves the old files untouched); then the sidecar is
-    renamed to ``x.json.pending``, the weights over ``x.safetensors``, and ``x.json.pending`` over ``x.json``. A kill
-    before the weights' rename leaves the old pair (the pending sidecar's sha256 does not match the weights, so it is
-    ignored, and the next save replaces it); a kill after it leaves the new weights beside a pending sidecar whose
-    sha256 matches them, which :func:`read_sidecar` takes as the sidecar and renames into place."""
+    """Write ``path`` (.safetensors): the tensors, and ``meta`` with their ``sha256`` in the header (one file,
+    written atomically: a failure or a kill leaves the previous file as it was). Returns the sha256. A sidecar of
+    the older two-file format left beside ``path`` is removed once the new file is in place."""
     path = Path(path)
     if path.suffix != ".safetensors":
         raise WeightsError(f"weights are saved as .safetensors, got {path.name}")
-    data, digest = _serialize(state_dict)
-    _write_pair(path, data, {**meta, "sha256": digest})
+    tensors = {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}
+    digest = _serialize(tensors)[1]
+    full = {**meta, "sha256": digest}
+    data = save_safetensors(tensors, metadata={META_KEY: json.dumps(full, default=_json_default)})
+    with atomic_write(path) as fh:
+        fh.write(data)
+    for stale in (path.with_suffix(".json"), path.with_suffix(".json").with_name(path.stem + ".json.pending")):
+        with contextlib.suppress(FileNotFoundError):
+            stale.unlink()
     return digest
+
+
+def _json_default(value: Any) -> Any:
+    """Tuples and paths in metadata, as JSON does them (lists, strings)."""
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"metadata value {value!r} ({type(value).__name__}) is not JSON")
 
 
 def _serialize(state_dict: dict[str, torch.Tensor]) -> tuple[bytes, str]:
@@ -256,34 +313,24 @@ def _serialize(state_dict: dict[str, torch.Tensor]) -> tuple[bytes, str]:
     return data, hashlib.sha256(data).hexdigest()
 
 
-def _pending_sidecar(path: Path) -> Path:
-    side = path.with_suffix(".json")
-    return side.with_name(side.name + ".pending")
-
-
-def _write_pair(path: Path, data: bytes, meta: dict[str, Any]) -> None:
-    """The renames of :func:`save_weights`: sidecar to ``.pending``, weights into place, ``.pending`` to ``.json``."""
-    side, pending = path.with_suffix(".json"), _pending_sidecar(path)
-    atomic_write_files({pending: (json.dumps(meta, indent=2) + "\n").encode(), path: data})  # renamed in this order
-    with contextlib.suppress(FileNotFoundError):  # a reader may have completed the last rename already
-        os.replace(pending, side)
-
-
-def _finish_interrupted_save(path: Path, side: Path) -> dict[str, Any] | None:
-    """The metadata of a pending sidecar whose sha256 matches ``path`` (a save killed before its last rename), moved
-    over ``side`` where the folder is writable; None when there is no such sidecar."""
-    pending = _pending_sidecar(path)
-    if not (pending.is_file() and path.is_file()):
-        return None
-    try:
-        meta = json.loads(pending.read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-    if not isinstance(meta, dict) or meta.get("sha256") != sha256_file(path):
-        return None  # a save killed before its weights were renamed: the old pair stands
-    with contextlib.suppress(OSError):
-        os.replace(pending, side)
-    return meta
+def convert_weights(path: str | os.PathLike) -> Path:
+    """Rewrite a weight file of the older two-file format (``x.safetensors`` + ``x.json``) as one self-describing
+    file in place, its tensors (and so its sha256) unchanged and checked; the sidecar is removed. A file already in
+    the one-file format is left as it is."""
+    path = Path(path)
+    if not path.is_file() or path.suffix != ".safetensors":
+        raise WeightsError(f"{str(path)!r} is not a .safetensors weight file; convert checkpoints of registered "
+                           f"weights with `irad weights import NAME FILE`")
+    with safe_open(str(path), framework="pt") as fh:
+        if META_KEY in (fh.metadata() or {}):
+            return path
+    meta = read_meta(path)
+    if not meta:
+        raise WeightsError(f"{path} has no sidecar {path.with_suffix('.json').name} to take its metadata from; "
+                           f"re-create it with the command that trained it")
+    tensors = load_state_dict_file(path)  # checks the sidecar's sha256
+    save_weights(tensors, path, {k: v for k, v in meta.items() if k != "sha256"})
+    return path
 
 
 def import_weights(name: str, source: str | os.PathLike, out_dir: str | os.PathLike | None = None) -> Path:
@@ -313,12 +360,13 @@ def import_weights(name: str, source: str | os.PathLike, out_dir: str | os.PathL
     expected = spec.meta.get("original_sha256")
     if expected:
         verify_file(source, expected, f"original file for {name!r}")
-    data, digest = _serialize(load_state_dict_file(source))
-    _check_import(name, spec, source, digest, "converted to safetensors, it has sha256")
+    tensors = load_state_dict_file(source)
+    _check_import(name, spec, source, _serialize(tensors)[1], "converted to safetensors, it has sha256")
     meta = {k: v for k, v in spec.meta.items() if k not in ("original_sha256",)}
-    side = {k: v for k, v in read_sidecar(source).items() if k != "sha256"}
-    _write_pair(target, data, {**side, "name": name, "kind": spec.kind, "arch": spec.arch, "dataset": spec.dataset,
-                               **meta, "converted_from_sha256": expected or sha256_file(source), "sha256": digest})
+    side = {k: v for k, v in read_meta(source).items() if k != "sha256"}
+    save_weights(tensors, target, {
+        **side, "name": name, "kind": spec.kind, "arch": spec.arch, "dataset": spec.dataset, **meta,
+        "converted_from_sha256": expected or sha256_file(source)})
     return target
 
 
@@ -352,10 +400,10 @@ def load_defense_weights(arch: str, weights: str | Path | None, dataset: str, tr
         weights = matching[0]
     if isinstance(weights, str) and not Path(weights).suffix:
         spec, path = resolve_weights(weights)
-        meta = {**spec.meta, **read_sidecar(path)}
+        meta = {**spec.meta, **read_meta(path)}
     else:
         path = Path(weights)
-        meta = read_sidecar(path)
+        meta = read_meta(path)
     if meta.get("arch", arch) != arch:
         raise WeightsError(f"{path} holds {meta.get('kind', '')} weights of arch {meta['arch']!r}, not {arch}; "
                            f"{train_hint}")

@@ -261,7 +261,7 @@ def test_shipped_score_model_is_the_default_and_predicts_the_noise():
     from irad.diffusion import to_model_range
     from irad.weights import WEIGHTS
 
-    sha = WEIGHTS.get("diffpure-cifar10-cpu").factory().sha256
+    sha = WEIGHTS["diffpure-cifar10-cpu"].sha256
     assert irad.load_defense("diffpure").meta["sha256"] == sha
     assert irad.load_defense("irad+diffpure").meta["diffpure"]["sha256"] == sha
     model, sde, _ = load_score_model()

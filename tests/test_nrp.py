@@ -86,7 +86,7 @@ def test_shipped_weights_are_the_default_and_undo_the_ssp(cifar, fastnet):
     """The shipped purifier (sha256-checked on load) keeps clean test images close (validation: 38 dB) and removes
     most of the feature distortion of self-supervised perturbations of test images it never saw."""
     module = irad.load_defense("nrp")
-    assert module.meta["sha256"] == WEIGHTS.get("nrp-cifar10-cpu").factory().sha256
+    assert module.meta["sha256"] == WEIGHTS["nrp-cifar10-cpu"].sha256
     features = LayerFeatures(fastnet, "layers.1")
     x_ssp = ssp(cifar, features, 16 / 255, 4 / 255, 5, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():

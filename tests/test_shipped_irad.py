@@ -24,7 +24,7 @@ def images() -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def test_the_default_irad_is_the_shipped_file_and_is_verified(tmp_path):
-    catalogued = WEIGHTS.get("irad-cifar10-cpu").factory().sha256
+    catalogued = WEIGHTS["irad-cifar10-cpu"].sha256
     defense = irad.load_defense("irad")
     assert defense.meta["sha256"] == catalogued
     assert "resnet32" not in defense.meta["trained_against"]

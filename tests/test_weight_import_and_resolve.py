@@ -16,7 +16,6 @@ from click.testing import CliRunner
 import irad.weights.store as store
 from irad.cli.main import cli
 from irad.errors import WeightsError
-from irad.registry import Entry
 from helpers import tensors_sha256
 from irad.weights import import_weights, load_state_dict_file, read_meta, resolve_weights, save_weights
 
@@ -59,9 +58,8 @@ def test_import_of_autoattack_resnet18_copies_the_verified_file(tmp_path, monkey
     monkeypatch.setenv("IRAD_HOME", str(home))
     target = import_weights("resnet18-autoattack", original)
     assert target == home / "weights" / "model_test.pt" and sha(target) == SHA_AA_R18
-    spec = store.WEIGHTS.get("resnet18-autoattack").factory()  # as if pyautoattack were not installed
-    monkeypatch.setitem(store.WEIGHTS._entries, "resnet18-autoattack",
-                        Entry("resnet18-autoattack", lambda: dataclasses.replace(spec, locate=None)))
+    spec = store.WEIGHTS["resnet18-autoattack"]  # as if pyautoattack were not installed
+    monkeypatch.setitem(store.WEIGHTS._specs, "resnet18-autoattack", dataclasses.replace(spec, locate=None))
     assert resolve_weights("resnet18-autoattack")[1] == target
     tampered = tmp_path / "model_test.pt"
     tampered.write_bytes(original.read_bytes() + b"\0")

@@ -16,7 +16,6 @@ import irad.weights.store as store
 from irad.classifiers import load_classifier
 from irad.classifiers.resnet_cifar import CifarResNet
 from irad.errors import UnknownNameError, WeightsError
-from irad.registry import Entry
 from helpers import header_meta, tensors_sha256, write_legacy_pair
 from irad.weights import (
     PretrainedWeights,
@@ -149,7 +148,7 @@ def test_pickled_objects_are_allowed_only_for_catalogued_checksums(tmp_path, mon
         load_state_dict_file(ckpt)
     spec = PretrainedWeights("test-old", "test-old.safetensors", "0" * 64, "classifier", "cifar10", "resnet20",
                              {"original_sha256": sha(ckpt)})
-    monkeypatch.setitem(store.WEIGHTS._entries, "test-old", Entry("test-old", lambda: spec))
+    monkeypatch.setitem(store.WEIGHTS._specs, "test-old", spec)
     assert torch.equal(load_state_dict_file(ckpt)["w"], torch.arange(3.0))
     ckpt.write_bytes(ckpt.read_bytes() + b"\0")  # one byte more: no longer the catalogued file
     with pytest.raises(WeightsError, match="pickled Python objects"):
@@ -370,3 +369,21 @@ def test_irad_weights_without_their_metadata_say_so(tmp_path):
     save_file(load_state_dict_file(path), tmp_path / "irad.safetensors")  # the tensors alone, no metadata
     with pytest.raises(WeightsError, match=r"records no architecture"):
         irad.load_defense("irad", weights=tmp_path / "irad.safetensors")
+
+
+def test_the_catalogue_is_a_mapping_of_names_to_files_and_takes_a_users_own(tmp_path, monkeypatch):
+    from irad.weights.store import WEIGHTS
+
+    spec = WEIGHTS["resnet20-idelbayev"]
+    assert isinstance(spec, PretrainedWeights) and spec.sha256 == SHA_R20 and "resnet20-idelbayev" in WEIGHTS
+    with pytest.raises(UnknownNameError, match="resnet20-idelbayev"):
+        WEIGHTS["resnet20-idelbayv"]  # a typo: the close match is named
+    with pytest.raises(WeightsError, match="catalogued already"):
+        WEIGHTS.add(spec)
+    # a file of one's own, under a name: found in the cache directory and verified like the shipped ones
+    monkeypatch.setenv("IRAD_HOME", str(tmp_path))
+    own = tmp_path / "weights" / "mine.safetensors"
+    own.parent.mkdir()
+    digest = save_weights({"w": torch.ones(2)}, own, {"arch": "toy"})
+    monkeypatch.setitem(WEIGHTS._specs, "mine", PretrainedWeights("mine", "mine.safetensors", digest, "classifier"))
+    assert "mine" in WEIGHTS.names() and resolve_weights("mine")[1] == own

@@ -97,10 +97,9 @@ def build_classifier(arch: str, dataset: str = "cifar10", mean=None, std=None, n
 def pretrained_names(arch: str | None = None, dataset: str | None = None) -> list[str]:
     """Names of registered classifier weights, optionally for one architecture / dataset."""
     out = []
-    for name in WEIGHTS.names():
-        spec = WEIGHTS.get(name).factory()
+    for spec in WEIGHTS.specs():
         if spec.kind == "classifier" and arch in (None, spec.arch) and dataset in (None, spec.dataset):
-            out.append(name)
+            out.append(spec.name)
     return out
 
 
@@ -116,8 +115,7 @@ def _catalog_meta_for(path: Path) -> dict:
         digest = weights_digest(path)
     except WeightsError:
         return {}
-    for name in WEIGHTS.names():
-        spec = WEIGHTS.get(name).factory()
+    for spec in WEIGHTS.specs():
         if digest in (spec.sha256, spec.meta.get("original_sha256")):
             return {**spec.meta, "arch": spec.arch, "dataset": spec.dataset}
     return {}

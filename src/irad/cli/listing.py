@@ -29,14 +29,14 @@ def list_cmd(what: str) -> None:
 
     module, attribute = REGISTRIES[what]
     reg = getattr(importlib.import_module(module), attribute)
+    if what == "weights":  # a catalogue of files, not a registry of builders
+        for spec in reg.specs():
+            click.echo(f"{spec.name:<28} {spec.kind} {spec.arch or ''} on {spec.dataset}: {spec.meta.get('source', '')}")
+        return
     assert isinstance(reg, Registry)
     for name in reg.names():
-        entry = reg.get(name)
-        summary = entry.summary
-        if what == "weights":
-            spec = entry.factory()
-            summary = f"{spec.kind} {spec.arch or ''} on {spec.dataset}: {spec.meta.get('source', '')}"
-        elif what == "classifiers":
+        summary = reg.get(name).summary
+        if what == "classifiers":
             from ..classifiers import pretrained_names
 
             found = pretrained_names(name)

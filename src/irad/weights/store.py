@@ -11,6 +11,7 @@ the file digest of the older two-file format (``x.safetensors`` + a ``x.json`` s
 from __future__ import annotations
 
 import contextlib
+import difflib
 import hashlib
 import json
 import os
@@ -20,15 +21,14 @@ import warnings
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 from safetensors import safe_open
 from safetensors.torch import load_file
 from safetensors.torch import save as save_safetensors
 
-from ..errors import WeightsError
-from ..registry import Registry
+from ..errors import UnknownNameError, WeightsError
 from ..utils.io import atomic_write, sha256_file
 
 #: the header-metadata key of irad's weight files (a JSON object)
@@ -50,7 +50,48 @@ class PretrainedWeights:
     locate: Callable[[], Path | None] | None = None  # extra place to look, e.g. inside another package
 
 
-WEIGHTS: Registry[PretrainedWeights] = Registry("weights")
+class WeightsCatalog:
+    """The named weight files irad knows: data (file name, sha256, provenance), not builders, so a plain mapping
+    of names to :class:`PretrainedWeights`. ``WEIGHTS["irad-cifar10-cpu"]``; ``WEIGHTS.add(PretrainedWeights(...))``
+    registers a file of yours under a name (then ``load_classifier(arch, weights=NAME)`` and ``irad weights
+    verify`` know it)."""
+
+    def __init__(self) -> None:
+        self._specs: dict[str, PretrainedWeights] = {}
+
+    def add(self, spec: PretrainedWeights) -> PretrainedWeights:
+        key = spec.name.lower()
+        if key in self._specs:
+            raise WeightsError(f"weights {spec.name!r} are catalogued already; pick another name")
+        self._specs[key] = spec
+        return spec
+
+    def __getitem__(self, name: str) -> PretrainedWeights:
+        key = name.lower() if isinstance(name, str) else name
+        if key not in self._specs:
+            close = difflib.get_close_matches(str(key), self._specs, n=3)
+            hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+            raise UnknownNameError(f"unknown weights {name!r}.{hint} Available: {', '.join(self.names())} "
+                                   f"(`irad list weights`)")
+        return self._specs[key]
+
+    def names(self) -> list[str]:
+        return sorted(self._specs)
+
+    def specs(self) -> list[PretrainedWeights]:
+        return [self._specs[n] for n in self.names()]
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name.lower() in self._specs
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
+    def __len__(self) -> int:
+        return len(self._specs)
+
+
+WEIGHTS = WeightsCatalog()
 
 
 def shipped_dir() -> Path:
@@ -92,7 +133,7 @@ def resolve_weights(name: str) -> tuple[PretrainedWeights, Path]:
     ``locate()``, and takes the first copy whose sha256 matches (warning about any corrupt one before it); only when
     there is no copy at all does it download ``url`` into the cache. Every copy corrupt: a :class:`WeightsError`
     naming each."""
-    spec = WEIGHTS.get(name).factory()
+    spec = WEIGHTS[name]
     candidates = [shipped_dir() / spec.filename, cache_dir() / spec.filename]
     if spec.locate is not None:
         found = spec.locate()
@@ -232,8 +273,7 @@ def _strip_wrappers(key: str) -> str:
 def catalogued_checksums() -> set[str]:
     """sha256 of every catalogued weight file and of the third-party originals they are converted from."""
     sums: set[str] = set()
-    for name in WEIGHTS.names():
-        spec = WEIGHTS.get(name).factory()
+    for spec in WEIGHTS.specs():
         sums.update(s for s in (spec.sha256, spec.meta.get("original_sha256")) if s)
     return sums
 
@@ -345,7 +385,7 @@ def import_weights(name: str, source: str | os.PathLike, out_dir: str | os.PathL
     * Entries the catalogue names as they are (``resnet18-autoattack``: pyautoattack's ``model_test.pt``, normally
       read in place from the installed package): ``source`` must have the catalogue's sha256 and is copied as is.
     """
-    spec = WEIGHTS.get(name).factory()
+    spec = WEIGHTS[name]
     source = Path(source)
     if not spec.sha256:
         raise WeightsError(f"weights {name!r} have no sha256 in the catalogue, so a file for them cannot be "
@@ -387,8 +427,7 @@ def load_defense_weights(arch: str, weights: str | Path | None, dataset: str, tr
     ``None``/"default" for the first registered file for ``dataset`` (else, with a warning, for another dataset).
     ``train_hint`` says how to make one when none is registered."""
     if weights is None or weights == "default":
-        candidates = [w for w in (WEIGHTS.get(n).factory() for n in WEIGHTS.names())
-                      if w.kind == "defense" and w.arch == arch]
+        candidates = [w for w in WEIGHTS.specs() if w.kind == "defense" and w.arch == arch]
         names = [w.name for w in candidates]
         matching = [w.name for w in candidates if w.dataset == dataset]
         if not matching:

@@ -120,3 +120,23 @@ def test_summary_is_the_first_sentence_on_one_line_without_rest_marks():
     assert reg.get("a").summary == ("Random resizing (Xie et al. 2018), drawn per image; randomised (seed: the same "
                                     "output on every call).")
     assert reg.get("b").summary == ""
+
+
+def test_defense_info_is_one_typed_record_for_any_defense():
+    import irad
+    from torch import nn
+
+    from irad.defenses import DefenseInfo, defense_info
+    from irad.weights import WEIGHTS
+
+    info = defense_info(irad.load_defense("irad"))
+    assert isinstance(info, DefenseInfo) and info.name == "irad" and not info.randomized
+    assert info.sha256 == WEIGHTS["irad-cifar10-cpu"].sha256 and "resnet20" in info.trained_against
+    assert not info.partial and info.meta["sha256"] == info.sha256
+    random = defense_info(irad.load_defense("bilinear-sv"))
+    assert random.name == "bilinear-sv" and random.randomized and random.sha256 is None and random.trained_against == ()
+    plain = defense_info(nn.Identity())  # a user's module, never registered
+    assert plain == DefenseInfo()
+    partial = nn.Identity()
+    partial.meta = {"sha256": "ab", "steps_done": 3, "steps_planned": 10}
+    assert defense_info(partial).partial and defense_info(partial).sha256 == "ab"

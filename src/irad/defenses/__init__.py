@@ -6,16 +6,19 @@
 >>> robust = irad.defend(classifier, defense)                # classifier(defense(x)) as one module
 
 Register your own with ``@DEFENSES.register("name")`` on a factory returning an ``nn.Module``; set its attribute
-``randomized = True`` if its output is random (evaluation then uses EOT). The factory's keyword parameters are the
+``randomized = True`` if its output is random (evaluation then uses EOT). :func:`defense_info` gives what the toolkit
+knows of any defense (name, randomized, weights' sha256, classifiers it was trained against) as one typed record. The factory's keyword parameters are the
 defense's parameters: ``load_defense`` refuses any other (unless the factory takes ``**kwargs``) and passes
 ``dataset`` only to factories that take it.
 """
 
-from .registry import DEFENSES, DefendedClassifier, NoDefense, defend, is_randomized, load_defense
+from .registry import (DEFENSES, DefendedClassifier, DefenseInfo, NoDefense, defend, defense_info, is_randomized,
+                       load_defense)
 from . import classic as _classic  # noqa: F401  (registers the classic baselines)
 from . import resampling as _resampling  # noqa: F401  (registers the resampling defenses)
 from . import stl as _stl  # noqa: F401  (registers the STL baseline)
 from . import diffpure as _diffpure  # noqa: F401  (registers DiffPure and IRAD+DiffPure)
 from . import nrp as _nrp  # noqa: F401  (registers the NRP baseline)
 
-__all__ = ["DEFENSES", "DefendedClassifier", "NoDefense", "defend", "is_randomized", "load_defense"]
+__all__ = ["DEFENSES", "DefendedClassifier", "DefenseInfo", "NoDefense", "defend", "defense_info", "is_randomized",
+           "load_defense"]

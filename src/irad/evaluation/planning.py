@@ -10,6 +10,7 @@ import torch
 
 from ..attacks import THREAT_MODELS
 from ..attacks.threat import ThreatModel
+from ..defenses import DefenseInfo, defense_info
 from .config import EvalConfig, load_classifier_spec, load_defense_spec, parse_spec, spec_label
 from .store import setting_key
 
@@ -41,10 +42,10 @@ class Models:
         return f"{spec}@{short_sha(self.victim(spec).weights_sha256)}"
 
     def defense_id(self, spec: str) -> str:
-        return f"{spec}@{short_sha(self.defense_meta(spec).get('sha256'))}"
+        return f"{spec}@{short_sha(self.info(spec).sha256)}"
 
-    def defense_meta(self, spec: str) -> dict[str, Any]:
-        return getattr(self.defense(spec), "meta", {}) or {}
+    def info(self, spec: str) -> DefenseInfo:
+        return defense_info(self.defense(spec))
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,6 @@ from tqdm import tqdm
 
 from .. import distributed
 from ..data import dataset_info, first_batch, load_dataset
-from ..defenses import is_randomized
 from ..errors import InputError
 from ..utils import resolve_device, seed_everything
 from . import crafting, scoring
@@ -96,7 +95,7 @@ def _compute_row(setting: Setting, cfg: EvalConfig, models: Models, x: torch.Ten
     """Craft (or reuse) the setting's attack on this process's images, score clean and adversarial images through
     the defended victim, and sum the counts over the processes."""
     victim, defense = models.victim(setting.victim), models.defense(setting.defense)
-    meta = models.defense_meta(setting.defense)
+    info = models.info(setting.defense)
     seed_everything(cfg.seed)
     adv, attack_seconds = crafting.craft_share(setting.attack_used, attacked_model(setting, models, cfg.surrogate),
                                                x, y, setting.eps, cfg.seed, cfg.batch_size, dev, cache,
@@ -108,8 +107,7 @@ def _compute_row(setting: Setting, cfg: EvalConfig, models: Models, x: torch.Ten
     max_linf = float(group.all_max([(adv - x[share]).abs().max() if len(adv) else 0.0])[0])
     # timing: rank 0 alone, on an otherwise idle device
     ms = round(scoring.time_defense(defense, x[:cfg.timing_images], dev), 4) if group.is_main else None
-    trained_against = meta.get("trained_against") or []
-    if setting.victim_name in trained_against and group.is_main:
+    if setting.victim_name in info.trained_against and group.is_main:
         warnings.warn(f"the victim {setting.victim_name!r} is a classifier the {setting.defense!r} defense was "
                       "trained against: its rows are marked 'victim_in_training' (white-box w.r.t. training)",
                       stacklevel=3)
@@ -119,9 +117,9 @@ def _compute_row(setting: Setting, cfg: EvalConfig, models: Models, x: torch.Ten
         "eps": setting.eps, **common, "repeats": len(clean_ok),
         # the EOT passes actually averaged (the key keeps the setting): none for a deterministic defense, none for
         # AutoAttack 'rand', which runs its own EOT inside APGD
-        "eot_samples": setting.eot if setting.eot and setting.eot > 1 and is_randomized(defense) else None,
-        "crafted_on": setting.crafted_on, "victim_weights": victim.weights_sha256, "defense_weights": meta.get("sha256"),
-        "victim_in_training": setting.victim_name in trained_against,
+        "eot_samples": setting.eot if setting.eot and setting.eot > 1 and info.randomized else None,
+        "crafted_on": setting.crafted_on, "victim_weights": victim.weights_sha256, "defense_weights": info.sha256,
+        "victim_in_training": setting.victim_name in info.trained_against,
         **scoring.row_counts(clean_ok, adv_ok, group),
         "attack_seconds": round(attack_seconds, 2), "max_linf": max_linf, "device": str(dev),
         "defense_ms_per_image": group.broadcast(ms)})

@@ -7,7 +7,7 @@ import inspect
 import warnings
 from typing import Any
 
-from ..defenses import defend
+from ..defenses import defend, defense_info
 from ..errors import InputError
 from .config import EvalConfig, load_classifier_spec
 
@@ -63,9 +63,9 @@ def sanity_checks(rows, cfg: EvalConfig, get_defense, x, y, dev, get_victim=None
     if probed:
         victim = (get_victim or (lambda spec: load_classifier_spec(spec, cfg.dataset, dev)))(cfg.victims[0])
     for spec in probed:
-        meta = getattr(get_defense(spec), "meta", None) or {}
-        done, planned = meta.get("steps_done"), meta.get("steps_planned")
-        if done is not None and planned is not None and done < planned:
+        info = defense_info(get_defense(spec))
+        done, planned = info.steps_done, info.steps_planned
+        if info.partial:
             checks.append({"check": "the defense's weights come from a finished training run", "defense": spec,
                            "note": f"its training stopped at step {done} of {planned} (a --time-limit): partial "
                                    f"weights; re-run the training command to finish them", "ok": False})

@@ -26,19 +26,16 @@ if [ "${1:-}" = prepare ]; then
     $PY -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
         --platform manylinux_2_17_x86_64 -d gpu-c1 torchattacks==3.5.1
     $PY - <<'PYEOF'
-import json
 import torch
-from safetensors.torch import save_file
 from irad.utils import sha256_file
-from irad.weights import resolve_weights
+from irad.weights import resolve_weights, save_weights
 _, src = resolve_weights("resnet18-autoattack")
 sd = torch.load(src, map_location="cpu", weights_only=True)
-save_file({k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in sd.items()},
-          "gpu-c1/resnet18-fp16.safetensors")
-json.dump({"arch": "resnet18", "dataset": "cifar10", "mean": None, "std": None, "num_classes": 10,
-           "sha256": sha256_file("gpu-c1/resnet18-fp16.safetensors"), "original_sha256": sha256_file(src),
-           "source": "pyautoattack==0.2.0 examples/model_test.pt, rounded to float16 for a GPU call's carry"},
-          open("gpu-c1/resnet18-fp16.json", "w"), indent=1)
+save_weights({k: (v.half() if v.is_floating_point() else v) for k, v in sd.items()},
+             "gpu-c1/resnet18-fp16.safetensors",  # one self-describing file, its sha256 in its metadata
+             {"arch": "resnet18", "dataset": "cifar10", "mean": None, "std": None, "num_classes": 10,
+              "original_sha256": sha256_file(src),
+              "source": "pyautoattack==0.2.0 examples/model_test.pt, rounded to float16 for a GPU call's carry"})
 from irad.classifiers import load_classifier
 from irad.data import load_dataset
 x, y = load_dataset("cifar10", "test").tensors(1000, 0)
@@ -126,7 +123,7 @@ case ${CALL:?set CALL=1 or CALL=2} in
     SAMPLENET_MINUTES=$($PYBIN -c "print($sn / 60)") STAGE=samplenet scripts/recipe_gpu.sh $W/data $W \
         >$W/samplenet.out 2>&1 || fail=1
     show $W/samplenet.out; [ -z "${fail:-}" ]
-    cp $W/samplenet/irad.safetensors $W/samplenet/irad.json $OUT/
+    cp $W/samplenet/irad.safetensors $OUT/  # one self-describing file
     log "call 2 done" | tee -a $OUT/session.log ;;
 *) echo "CALL must be 1 or 2" >&2; exit 2 ;;
 esac

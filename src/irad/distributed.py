@@ -78,12 +78,12 @@ class Context:
         """True on every rank if ``flag`` is true on one (a decision all ranks must take together)."""
         return bool(self.all_max([float(flag)])[0] > 0)
 
-    def gather(self, obj: Any) -> list[Any]:
-        """Every rank's ``obj`` (picklable), in rank order, on every rank."""
+    def gather(self, obj: Any) -> list[Any] | None:
+        """Every rank's ``obj`` (picklable), in rank order, on rank 0 (the one that writes); None elsewhere."""
         if not self.active:
             return [obj]
-        out: list[Any] = [None] * self.world_size
-        dist.all_gather_object(out, obj)
+        out: list[Any] | None = [None] * self.world_size if self.is_main else None
+        dist.gather_object(obj, out, dst=0)
         return out
 
     def broadcast(self, obj: Any) -> Any:

@@ -119,11 +119,11 @@ def craft_share(attack_spec: str, model: torch.nn.Module, x: torch.Tensor, y: to
                               progress and group.is_main)
     else:
         adv, seconds = x[:0].clone(), 0.0
-    parts = group.gather((adv, seconds, share_key))
-    total = float(sum(p[1] for p in parts))
-    if group.is_main:
+    total = float(group.all_sum([seconds])[0])
+    parts = group.gather((adv, share_key))  # the examples travel to rank 0 only, which writes the cache file
+    if parts is not None:
         cache.put(key, torch.cat([p[0] for p in parts]), total)
-        for _, _, k in parts:
+        for _, k in parts:
             cache.path(k).unlink(missing_ok=True)
     group.barrier()
     return adv, total

@@ -334,7 +334,7 @@ def save_weights(state_dict: dict[str, torch.Tensor], path: str | os.PathLike, m
     data = save_safetensors(tensors, metadata={META_KEY: json.dumps(full, default=_json_default)})
     with atomic_write(path) as fh:
         fh.write(data)
-    for stale in (path.with_suffix(".json"), path.with_suffix(".json").with_name(path.stem + ".json.pending")):
+    for stale in (path.with_suffix(".json"), path.with_name(path.stem + ".json.pending")):
         with contextlib.suppress(FileNotFoundError):
             stale.unlink()
     return digest

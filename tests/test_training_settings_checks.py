@@ -149,6 +149,14 @@ def test_implicit_and_samplenet_refuse_bad_schedules(bad, data_root, tmp_path):
     assert not (tmp_path / "imp").exists() and not (tmp_path / "sn").exists()
 
 
+@pytest.mark.parametrize("bad", [-0.5, float("nan"), float("inf")])
+def test_samplenet_refuses_a_fidelity_weight_that_is_not_a_finite_non_negative_number(bad, data_root, tmp_path):
+    cfg = SampleNetConfig(implicit="x.safetensors", pairs="p", val_pairs="v", fidelity=bad)
+    with pytest.raises(InputError, match="fidelity must be a finite number >= 0"):
+        train_samplenet(cfg, tmp_path / "sn", data_root=data_root, progress=False)
+    assert not (tmp_path / "sn").exists()
+
+
 @pytest.mark.parametrize("bad", [{"epochs": 0}, {"epochs": -2}, {"lr": -0.1}, {"batch_size": 0}])
 def test_classifier_refuses_bad_recipes(bad, data_root, tmp_path):
     recipe = ClassifierRecipe(**{"arch": "resnet20", "train_limit": 8, "batch_size": 8, "val_size": 10, "epochs": 1,

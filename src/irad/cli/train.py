@@ -220,6 +220,10 @@ def train_implicit_cmd(task, pairs, val_pairs, dataset, epochs, lr, lr_schedule,
 @click.option("--train-limit", type=click.IntRange(min=1), default=None)
 @click.option("--val-images", type=click.IntRange(min=1), default=500)
 @click.option("--checkpoint-every", type=click.IntRange(min=1), default=25)
+@click.option("--val-every", type=click.IntRange(min=1), default=None,
+              help="Also validate (and write the weights so far) every N steps, at a checkpoint.")
+@click.option("--fidelity", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="Weight of |IR(X) - X| on clean images, which keeps them sharp (0: the paper's loss).")
 @click.option("--amp/--no-amp", default=False, help="bf16 autocast (GPU).")
 @click.option("--out", type=click.Path(file_okay=False), required=True)
 @TIME_LIMIT
@@ -227,15 +231,16 @@ def train_implicit_cmd(task, pairs, val_pairs, dataset, epochs, lr, lr_schedule,
 @common_options
 @friendly_errors
 def train_samplenet_cmd(implicit_weights, pairs, val_pairs, surrogate, surrogate_weights, dataset, epochs, lr,
-                        train_limit, val_images, checkpoint_every, amp, out, time_limit, device, seed,
-                        batch_size, data_root) -> None:
+                        train_limit, val_images, checkpoint_every, val_every, fidelity, amp, out, time_limit, device,
+                        seed, batch_size, data_root) -> None:
     """Train SampleNet with the implicit representation frozen; writes OUT/irad.safetensors."""
     from ..training.samplenet import SampleNetConfig, train_samplenet
 
     cfg = SampleNetConfig(implicit=implicit_weights, pairs=pairs, val_pairs=val_pairs, surrogate=surrogate,
                           surrogate_weights=surrogate_weights, dataset=dataset, epochs=epochs,
                           batch_size=batch_size or 400, lr=lr, train_limit=train_limit, val_images=val_images,
-                          checkpoint_every=checkpoint_every, amp=amp, seed=seed)
+                          checkpoint_every=checkpoint_every, val_every=val_every, fidelity=fidelity, amp=amp,
+                          seed=seed)
     _report(train_samplenet(cfg, out, data_root=data_root, device=device, time_limit_min=time_limit))
 
 

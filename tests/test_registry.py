@@ -140,3 +140,34 @@ def test_defense_info_is_one_typed_record_for_any_defense():
     partial = nn.Identity()
     partial.meta = {"sha256": "ab", "steps_done": 3, "steps_planned": 10}
     assert defense_info(partial).partial and defense_info(partial).sha256 == "ab"
+
+
+def test_every_registered_defense_is_a_defense_whose_info_is_its_typed_record():
+    """The toolkit's defenses share one base class: each built-in one is a ``Defense`` whose ``info`` is what
+    ``defense_info`` reads, with its registry name; a plain ``nn.Module`` subclassing it gets the defaults."""
+    import subprocess
+    import sys
+
+    import irad
+    import torch
+    from irad.defenses import DEFENSES, Defense, DefenseInfo, defense_info
+
+    names = DEFENSES.names()
+    assert {"none", "irad", "disco", "jpeg", "stl", "nrp", "diffpure", "irad+diffpure"} <= set(names)
+    for name in names:
+        defense = irad.load_defense(name)
+        assert isinstance(defense, Defense), name
+        assert defense.info == defense_info(defense) and defense.info.name == name, name
+    assert irad.load_defense("irad").info.sha256 is not None and irad.load_defense("jpeg").info.sha256 is None
+
+    class Halve(Defense):
+        def forward(self, images: torch.Tensor) -> torch.Tensor:
+            return images / 2
+
+    mine = Halve()
+    assert mine.info == DefenseInfo() and mine.meta == {} and mine.defense_name is None
+    assert torch.equal(mine(torch.ones(1, 3, 2, 2)), torch.full((1, 3, 2, 2), 0.5))
+    # the base class imports nothing of the package, so the resampling core can build on it from a fresh import
+    done = subprocess.run([sys.executable, "-c", "import irad.resampling as r; from irad.defenses import Defense; "
+                           "assert issubclass(r.ImageResampler, Defense)"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr

@@ -5,10 +5,10 @@ from __future__ import annotations
 import contextlib
 
 import torch
-from torch import nn
 
 from .reconstruction.base import Reconstruction, pixel_grid
 from .sampling.samplers import IdentitySampler, Sampler
+from .defenses.base import Defense
 from .errors import InputError
 from .utils.validation import check_images
 
@@ -16,7 +16,7 @@ from .utils.validation import check_images
 PRECISIONS = ("fp32", "bf16")
 
 
-class ImageResampler(nn.Module):
+class ImageResampler(Defense):
     """Any reconstruction combined with any sampler; maps [0, 1] N x 3 x H x W to [0, 1] N x 3 x H x W.
 
     Differentiable end to end (gradients reach the input through φ and, for learned samplers, through U).

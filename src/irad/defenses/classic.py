@@ -14,13 +14,12 @@ from ..data.images import from_uint8
 from ..errors import InputError
 from ..utils.runtime import call_generator
 from ..utils.validation import check_images, is_real, is_whole
+from .base import Defense
 from .registry import DEFENSES
 
 
-class BitReduction(nn.Module):
+class BitReduction(Defense):
     """Feature squeezing by colour-depth reduction (Xu et al. 2018): x -> round(x (2^b - 1)) / (2^b - 1)."""
-
-    randomized = False
 
     def __init__(self, bits: int = 4) -> None:
         super().__init__()
@@ -33,14 +32,12 @@ class BitReduction(nn.Module):
         return torch.round(x * self.levels) / self.levels
 
 
-class JPEG(nn.Module):
+class JPEG(Defense):
     """JPEG compression (Dziugaite et al. 2016). ``differentiable=False`` runs the real codec (libjpeg via Pillow,
     4:2:0 chroma subsampling) and has no gradient: called with gradients enabled on an input that requires grad
     (a full-gradient attack) it raises :class:`InputError` instead of handing the attack a silent zero gradient;
     attack it through BPDA (the "bpda" threat model runs the defense with gradients off). ``differentiable=True``
     uses kornia's differentiable JPEG approximation (for full-gradient attacks)."""
-
-    randomized = False
 
     def __init__(self, quality: int = 75, differentiable: bool = False) -> None:
         super().__init__()
@@ -76,7 +73,7 @@ def _uniform_int(u: float, count: int) -> int:
     return min(int(u * count), count - 1)
 
 
-class Randomization(nn.Module):
+class Randomization(Defense):
     """Random resizing and padding (Xie et al. 2018): resize to a random r in [H, ⌊H·ratio⌋], zero-pad at a random
     offset to ⌊H·ratio⌋ (same for W), then resize back to H x W so the classifier sees its own input size.
     ratio = 331/299 as in the paper. Each image gets its own draw (size and offset), as each input does in the paper.
@@ -130,10 +127,8 @@ class Randomization(nn.Module):
         return F.interpolate(y, size=(h, w), mode="bilinear", align_corners=False, antialias=True).clamp(0, 1)
 
 
-class MedianFilter(nn.Module):
+class MedianFilter(Defense):
     """k x k median filter (reflect padding, via kornia). k = 1 is the identity."""
-
-    randomized = False
 
     def __init__(self, window: int = 3) -> None:
         super().__init__()

@@ -30,6 +30,7 @@ from ..errors import InputError, WeightsError
 from ..utils.runtime import call_generator
 from ..utils.validation import check_images, is_real, is_whole
 from ..weights import load_defense_weights, load_strict
+from .base import Defense
 from .registry import DEFENSES, load_defense
 
 TRAIN_HINT = "train a score model with `irad train diffusion`"
@@ -46,7 +47,7 @@ def check_diffpure_params(t_star: float, steps: int, seed: int | None) -> None:
         raise InputError(f"seed must be an integer or None, got {seed!r}")
 
 
-class DiffPure(nn.Module):
+class DiffPure(Defense):
     """DiffPure: diffuse [0, 1] images N x 3 x H x W to ``t_star`` with the VP-SDE marginal, integrate the reverse
     SDE back to 0 with Euler–Maruyama in ``steps`` steps (score -ε̂ / σ from ``score``), clamp to [0, 1].
     H and W must be multiples of the U-Net's downsampling factor; ``t_star = 0`` returns the input unchanged.
@@ -139,7 +140,7 @@ def diffpure(dataset: str = "cifar10", weights: str | Path | None = None, t_star
     return load_diffpure(weights, dataset, t_star, steps, seed)
 
 
-class IRADDiffPure(nn.Module):
+class IRADDiffPure(Defense):
     """IRAD after a short DiffPure (IRAD paper §5): irad(diffpure(x)). Randomised through DiffPure (unless seeded)."""
 
     def __init__(self, diffpure: DiffPure, irad: nn.Module) -> None:

@@ -30,6 +30,7 @@ from torch import nn
 from ..errors import InputError, WeightsError
 from ..utils.validation import check_images, is_whole
 from ..weights import load_defense_weights, load_strict
+from .base import Defense
 from .registry import DEFENSES
 
 DEFAULT_WIDTH = 32
@@ -56,11 +57,9 @@ class ResidualBlock(nn.Module):
         return x + self.conv2(torch.relu(self.conv1(x)))
 
 
-class NeuralRepresentationPurifier(nn.Module):
+class NeuralRepresentationPurifier(Defense):
     """The purifier P: clamp(x + tail(h + body(h)), 0, 1) with h = head(2x - 1). A fresh one is the identity on
     [0, 1] images (the tail starts at zero)."""
-
-    randomized = False
 
     def __init__(self, width: int = DEFAULT_WIDTH, blocks: int = DEFAULT_BLOCKS) -> None:
         super().__init__()

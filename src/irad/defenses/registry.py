@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
-from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -13,52 +12,13 @@ from torch import nn
 from ..errors import InputError
 from ..registry import Registry
 from ..utils.validation import check_images
+from .base import Defense, is_randomized
 
 DEFENSES: Registry[nn.Module] = Registry("defense")
 
 
-def is_randomized(module: nn.Module) -> bool:
-    """True if the module's output is random (it or a sub-module says ``randomized = True``)."""
-    return any(bool(getattr(m, "randomized", False)) for m in module.modules())
-
-
-@dataclass(frozen=True)
-class DefenseInfo:
-    """What the toolkit knows about a defense, in one typed record (:func:`defense_info`).
-
-    ``name``: its registry name (None for a module not made by :func:`load_defense`); ``randomized``: its output is
-    random (evaluation uses repeats and EOT); ``sha256``: of its weights (None without weights), part of every cache
-    key; ``trained_against``: classifiers whose gradients shaped it (rows with such a victim are white-box with
-    respect to training); ``steps_done`` / ``steps_planned``: how far its training got; ``meta``: the weights' full
-    metadata."""
-
-    name: str | None = None
-    randomized: bool = False
-    sha256: str | None = None
-    trained_against: tuple[str, ...] = ()
-    steps_done: int | None = None
-    steps_planned: int | None = None
-    meta: Mapping[str, Any] = field(default_factory=dict)
-
-    @property
-    def partial(self) -> bool:
-        """Its weights come from a training run stopped before its last step (a ``--time-limit``)."""
-        return self.steps_done is not None and self.steps_planned is not None and self.steps_done < self.steps_planned
-
-
-def defense_info(module: nn.Module) -> DefenseInfo:
-    """The :class:`DefenseInfo` of any defense module: read from its weights' metadata (``module.meta``, set by the
-    factories that load weights) and its modules' ``randomized`` flags."""
-    meta = getattr(module, "meta", None) or {}
-    return DefenseInfo(name=getattr(module, "defense_name", None), randomized=is_randomized(module),
-                       sha256=meta.get("sha256"), trained_against=tuple(meta.get("trained_against") or ()),
-                       steps_done=meta.get("steps_done"), steps_planned=meta.get("steps_planned"), meta=dict(meta))
-
-
-class NoDefense(nn.Module):
+class NoDefense(Defense):
     """The identity: the undefended baseline ("w.o. defense" in the paper's tables)."""
-
-    randomized = False
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return check_images(images)

@@ -21,11 +21,11 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from ..errors import InputError, WeightsError
 from ..utils.validation import check_images, is_whole
 from ..weights import load_defense_weights
+from .base import Defense
 from .registry import DEFENSES
 
 # Fallbacks when a weight file's metadata does not name its settings (the shipped file names them).
@@ -117,7 +117,7 @@ def fista(high: torch.Tensor, atoms: torch.Tensor, lam: float, iterations: int, 
     return z
 
 
-class SparseTransformationLayer(nn.Module):
+class SparseTransformationLayer(Defense):
     """STL (Sun et al. 2019): Tikhonov low-pass + FISTA convolutional sparse coding of the high-pass residual with a
     learned dictionary ``atoms`` (K x 3 x s x s, unit-norm atoms). Deterministic; N x 3 x H x W in [0, 1], any H x W.
 
@@ -125,8 +125,6 @@ class SparseTransformationLayer(nn.Module):
     FISTA steps (unrolled, so gradients are exact); ``lowpass``: Tikhonov weight of the stratification. A backward
     pass keeps every step's codes (about K (H+s-1)(W+s-1) floats per image and step); for large batches attack it
     through BPDA, as the IRAD paper's Table 3 does."""
-
-    randomized = False
 
     def __init__(self, atoms: torch.Tensor, lam: float = DEFAULT_LAM, iterations: int = DEFAULT_ITERATIONS,
                  lowpass: float = DEFAULT_LOWPASS) -> None:

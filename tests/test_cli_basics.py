@@ -76,6 +76,7 @@ def test_train_classifier_writes_weights_and_resumes(tiny_cifar, tmp_path, monke
     assert weights.is_file() and f"weights: {weights}" in result.output
     side = header_meta(weights)
     assert side["arch"] == "fastnet" and side["dataset"] == "cifar10" and side["num_classes"] == 10
+    assert side["spec"] == {"name": "fastnet", "args": {"num_classes": 10}}
     assert side["mean"] == pytest.approx([0.4914, 0.4822, 0.4465], abs=1e-4)
     assert side["std"] == pytest.approx([0.2471, 0.2435, 0.2616], abs=1e-4)
     assert side["command"] == shlex.join(["irad", *args])

@@ -203,6 +203,7 @@ def test_training_writes_loadable_weights_and_resumes(data_root, tmp_path, monke
     assert all(np.isfinite(r["loss"]) and np.isfinite(r["val_loss"]) for r in records if "loss" in r)
     meta = read_meta(path)
     assert (meta["kind"], meta["arch"], meta["architecture"]["channels"]) == ("defense", "diffpure", 8)
+    assert meta["spec"] == {"name": "score-unet", "args": meta["architecture"]}
     assert meta["settings"]["t_max"] == 0.2 and meta["command"] == "irad train diffusion"
     defense = irad.load_defense("diffpure", weights=path, steps=2, seed=0)
     assert defense.score.channels == 8 and defense(torch.rand(1, 3, 8, 8)).shape == (1, 3, 8, 8)

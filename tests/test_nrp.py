@@ -158,6 +158,7 @@ def test_training_writes_loadable_weights_and_resumes(data_root, tmp_path):
                                               "val_psnr_clean", "val_feature_loss"))
     meta = read_meta(path)
     assert (meta["kind"], meta["arch"], meta["settings"]) == ("defense", "nrp", {"width": 8, "blocks": 1})
+    assert meta["spec"] == {"name": "nrp", "args": {"width": 8, "blocks": 1}}
     assert meta["trained_against"] == ["fastnet"] and meta["config"]["ssp_steps"] == 2
 
     defense = irad.load_defense("nrp", weights=path)

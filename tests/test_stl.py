@@ -211,6 +211,7 @@ def test_training_writes_a_loadable_dictionary_and_resumes(data_root, tmp_path):
     assert all(np.isfinite(r["val_psnr"]) and r["val_psnr"] > r["val_psnr_lowpass"] for r in records if "step" in r)
     meta = read_meta(path)
     assert (meta["kind"], meta["arch"], meta["settings"]["lam"]) == ("defense", "stl", 0.02)
+    assert meta["spec"]["name"] == "stl" and meta["spec"]["args"]["lam"] == 0.02
     defense = irad.load_defense("stl", weights=path)
     assert defense.atoms.shape == (6, 3, 3, 3) and defense.iterations == 10
     torch.testing.assert_close(defense.atoms.flatten(1).norm(dim=1), torch.ones(6))

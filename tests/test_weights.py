@@ -387,3 +387,85 @@ def test_the_catalogue_is_a_mapping_of_names_to_files_and_takes_a_users_own(tmp_
     digest = save_weights({"w": torch.ones(2)}, own, {"arch": "toy"})
     monkeypatch.setitem(WEIGHTS._specs, "mine", PretrainedWeights("mine", "mine.safetensors", digest, "classifier"))
     assert "mine" in WEIGHTS.names() and resolve_weights("mine")[1] == own
+
+
+# ------------------------------------------------------------------------------ model specs ({name, args})
+
+
+def test_each_defense_kind_is_rebuilt_from_the_spec_alone(tmp_path):
+    """A file whose metadata holds only the spec (no older keys) rebuilds the architecture the spec names."""
+    import irad
+    from irad.defenses.nrp import NeuralRepresentationPurifier
+    from irad.diffusion import ScoreUNet
+
+    nrp = NeuralRepresentationPurifier(width=6, blocks=3)
+    save_weights(nrp.state_dict(), tmp_path / "nrp.safetensors", {
+        "kind": "defense", "arch": "nrp", "spec": {"name": "nrp", "args": {"width": 6, "blocks": 3}}})
+    loaded = irad.load_defense("nrp", weights=tmp_path / "nrp.safetensors")
+    assert (loaded.width, loaded.blocks) == (6, 3)
+
+    atoms = torch.nn.functional.normalize(torch.randn(5, 3 * 3 * 3), dim=1).reshape(5, 3, 3, 3)
+    save_weights({"atoms": atoms}, tmp_path / "stl.safetensors", {
+        "kind": "defense", "arch": "stl", "spec": {"name": "stl", "args": {"lam": 0.03, "iterations": 7,
+                                                                           "lowpass": 2.0}}})
+    stl = irad.load_defense("stl", weights=tmp_path / "stl.safetensors")
+    assert (stl.lam, stl.iterations, stl.lowpass) == (0.03, 7, 2.0)
+
+    arch = {"channels": 8, "mults": [1, 2], "blocks": 1, "dropout": 0.0, "in_channels": 3}
+    save_weights(ScoreUNet(**arch).state_dict(), tmp_path / "score.safetensors", {
+        "kind": "defense", "arch": "diffpure", "spec": {"name": "score-unet", "args": arch}})
+    diffpure = irad.load_defense("diffpure", weights=tmp_path / "score.safetensors", steps=1, seed=0)
+    assert diffpure.score.architecture() == arch
+
+
+def test_a_classifiers_spec_sets_its_head_and_a_spec_of_another_model_is_refused(tmp_path):
+    import irad
+    from irad.classifiers import build_classifier
+
+    net = build_classifier("resnet20", "cifar10", num_classes=7).net
+    path = tmp_path / "r20-7.safetensors"
+    save_weights(net.state_dict(), path, {"kind": "classifier", "arch": "resnet20", "mean": [0.5] * 3,
+                                          "std": [0.25] * 3, "spec": {"name": "resnet20", "args": {"num_classes": 7}}})
+    assert irad.load_classifier("resnet20", weights=str(path))(torch.rand(2, 3, 32, 32)).shape == (2, 7)
+    wrong = tmp_path / "wrong.safetensors"
+    save_weights(net.state_dict(), wrong, {"kind": "classifier", "mean": [0.5] * 3, "std": [0.25] * 3,
+                                           "spec": {"name": "resnet32", "args": {"num_classes": 7}}})
+    with pytest.raises(WeightsError, match="holds a 'resnet32' model, not 'resnet20'"):
+        irad.load_classifier("resnet20", weights=str(wrong))
+
+
+def test_convert_writes_the_spec_an_older_file_implies_and_keeps_its_sha256(tmp_path):
+    """Files written before specs were recorded (here: copies of the shipped NRP / STL / DiffPure / FastNet files
+    with their spec taken out, as they were first written): converting adds the spec their older keys imply, the
+    tensors' digest stays the catalogue's, and the converted file loads the same network."""
+    import irad
+    from irad.weights import WEIGHTS, convert_weights, resolve_weights
+
+    expected = {"nrp-cifar10-cpu": ("nrp", {"width": 32, "blocks": 4}),
+                "stl-cifar10-cpu": ("stl", {"lam": 0.1, "iterations": 60, "lowpass": 5.0}),
+                "fastnet-irad-cifar10": ("fastnet", {"num_classes": 10})}
+    for name, (spec_name, args) in expected.items():
+        _, path = resolve_weights(name)
+        copy = tmp_path / path.name
+        _without_spec(path, copy)
+        before = read_meta(copy)
+        assert "spec" not in before
+        convert_weights(copy)
+        after = read_meta(copy)
+        assert after["spec"] == {"name": spec_name, "args": args}, name
+        assert after["sha256"] == WEIGHTS[name].sha256 == tensors_sha256(copy), name
+        assert {k: v for k, v in after.items() if k != "spec"} == {k: v for k, v in before.items() if k != "spec"}
+        before_mtime = copy.stat().st_mtime_ns
+        convert_weights(copy)  # a file that needs nothing is left as it is
+        assert copy.stat().st_mtime_ns == before_mtime
+    _, score = resolve_weights("diffpure-cifar10-cpu")
+    _without_spec(score, tmp_path / "score.safetensors")
+    convert_weights(tmp_path / "score.safetensors")
+    spec = read_meta(tmp_path / "score.safetensors")["spec"]
+    assert spec["name"] == "score-unet"
+    assert irad.load_defense("diffpure", weights=tmp_path / "score.safetensors").score.architecture() == spec["args"]
+
+
+def _without_spec(source: Path, target: Path) -> None:
+    meta = {k: v for k, v in read_meta(source).items() if k not in ("spec", "sha256")}
+    save_weights(load_state_dict_file(source), target, meta)

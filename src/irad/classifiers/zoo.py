@@ -13,7 +13,7 @@ from ..data import dataset_info
 from ..errors import InputError, UnknownNameError, WeightsError
 from ..registry import Registry
 from ..utils.validation import values_unchecked
-from ..weights import WEIGHTS, load_state_dict_file, load_strict, read_meta, resolve_weights, weights_digest
+from ..weights import WEIGHTS, load_state_dict_file, load_strict, model_spec, read_meta, resolve_weights, weights_digest
 from .fastnet import FastNet
 from .resnet import ResNet
 from .resnet_cifar import CifarResNet
@@ -181,7 +181,8 @@ def load_classifier(name: str, dataset: str = "cifar10", weights: str | Path | N
         _warn_assumed_normalisation(arch, dataset, path, info)
     norm_mean = mean if mean is not None else (meta["mean"] if "mean" in meta else info.mean)
     norm_std = std if std is not None else (meta["std"] if "std" in meta else info.std)  # None: raw [0, 1] input
-    classes = int(num_classes or meta.get("num_classes", info.num_classes))
+    args = model_spec(meta, arch, str(path)) or {}
+    classes = int(num_classes or args.get("num_classes", info.num_classes))
     model = ImageClassifier(CLASSIFIERS.build(arch, num_classes=classes), norm_mean, norm_std, arch, dataset)
     model.set_input_range(input_range or meta.get("input_range"))
     load_strict(model.net, load_state_dict_file(path), f"{arch} from {path}")

@@ -29,7 +29,7 @@ from ..diffusion import VPSDE, ScoreUNet, from_model_range, to_model_range
 from ..errors import InputError, WeightsError
 from ..utils.runtime import call_generator
 from ..utils.validation import check_images, is_real, is_whole
-from ..weights import load_defense_weights, load_strict
+from ..weights import load_defense_weights, load_strict, model_spec
 from .base import Defense
 from .registry import DEFENSES, load_defense
 
@@ -108,10 +108,11 @@ def load_score_model(weights: str | Path | None = None, dataset: str = "cifar10"
                      ) -> tuple[ScoreUNet, VPSDE, dict[str, Any]]:
     """The score U-Net of a ``irad train diffusion`` weight file (rebuilt from its metadata), its SDE and metadata."""
     state, meta = load_defense_weights("diffpure", weights, dataset, TRAIN_HINT)
-    arch = meta.get("architecture")
-    if not isinstance(arch, dict):
-        raise WeightsError("the DiffPure weight file records no 'architecture' in its metadata (not a file "
-                           f"`irad train diffusion` wrote, or an older one without its .json sidecar); {TRAIN_HINT}")
+    arch = model_spec(meta, "score-unet", "the DiffPure weight file")
+    if arch is None:
+        raise WeightsError("the DiffPure weight file records no model spec ('spec' or 'architecture' in its "
+                           "metadata): not a file `irad train diffusion` wrote, or an older one without its .json "
+                           f"sidecar; {TRAIN_HINT}")
     model = ScoreUNet(**arch)
     load_strict(model, state, "DiffPure score U-Net")
     return model.requires_grad_(False), VPSDE(**meta.get("sde", {})), meta

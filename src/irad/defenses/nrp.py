@@ -29,7 +29,7 @@ from torch import nn
 
 from ..errors import InputError, WeightsError
 from ..utils.validation import check_images, is_whole
-from ..weights import load_defense_weights, load_strict
+from ..weights import load_defense_weights, load_strict, model_spec
 from .base import Defense
 from .registry import DEFENSES
 
@@ -81,10 +81,10 @@ class NeuralRepresentationPurifier(Defense):
 
 
 def nrp_arch(state: dict[str, torch.Tensor], meta: dict[str, Any]) -> tuple[int, int]:
-    """(width, blocks) of a weight file: from its metadata's settings, else read off the tensors."""
-    settings = meta.get("settings", {})
-    if "width" in settings and "blocks" in settings:
-        return int(settings["width"]), int(settings["blocks"])
+    """(width, blocks) of a weight file: from its metadata's model spec, else read off the tensors."""
+    args = model_spec(meta, "nrp", "the NRP weight file") or {}
+    if "width" in args and "blocks" in args:
+        return int(args["width"]), int(args["blocks"])
     if "head.weight" not in state:
         raise WeightsError(f"the weight file has no 'head.weight' (keys {sorted(state)[:3]}): it is not an NRP "
                            f"purifier ({TRAIN_HINT})")

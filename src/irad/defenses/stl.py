@@ -24,7 +24,7 @@ import torch.nn.functional as F
 
 from ..errors import InputError, WeightsError
 from ..utils.validation import check_images, is_whole
-from ..weights import load_defense_weights
+from ..weights import load_defense_weights, model_spec
 from .base import Defense
 from .registry import DEFENSES
 
@@ -175,7 +175,7 @@ def load_stl(weights: str | Path | None = None, dataset: str = "cifar10", lam: f
     if set(state) != {"atoms"}:
         raise WeightsError(f"an STL weight file holds one tensor 'atoms', this one has {sorted(state)[:3]}: it is "
                            f"not an STL dictionary (train one with `irad train stl`)")
-    settings = meta.get("settings", {})
+    settings = model_spec(meta, "stl", "the STL weight file") or {}
     module = SparseTransformationLayer(
         state["atoms"],
         lam=settings.get("lam", DEFAULT_LAM) if lam is None else lam,

@@ -179,7 +179,7 @@ def train_classifier(recipe: ClassifierRecipe, out: str | Path, data_root=None, 
     # (SyncBatchNorm's tensors carry BatchNorm2d's names: the file loads into the plain architecture)
     save_weights(model.net.state_dict(), weights_path, {
         "kind": "classifier", "arch": recipe.arch, "dataset": recipe.dataset,
-        "num_classes": num_classes,
+        "spec": {"name": recipe.arch, "args": {"num_classes": num_classes}}, "num_classes": num_classes,
         "mean": model.mean.flatten().tolist(), "std": model.std.flatten().tolist(),
         "val_accuracy": history[-1]["val_acc"] if history else None, "recipe": asdict(recipe),
         "command": run.command, "device": str(dev),

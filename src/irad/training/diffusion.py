@@ -176,6 +176,7 @@ def train_diffusion(cfg: DiffusionConfig, out: str | Path, data_root=None, devic
     final = history[-1] if history else {}
     save_weights(ema.state_dict(), weights_path, {
         "kind": "defense", "arch": "diffpure", "dataset": cfg.dataset,
+        "spec": {"name": "score-unet", "args": ema.architecture()},
         "paper": "Nie et al., Diffusion Models for Adversarial Purification, ICML 2022 (ε-prediction U-Net score "
                  "model, VP-SDE of Song et al., ICLR 2021)",
         "architecture": ema.architecture(), "sde": {"beta_min": sde.beta_min, "beta_max": sde.beta_max},

@@ -209,6 +209,7 @@ def train_nrp(cfg: NRPConfig, out: str | Path, data_root=None, device=None, comm
     path = run.path / "nrp.safetensors"
     save_weights(purifier.state_dict(), path, {
         "kind": "defense", "arch": "nrp", "dataset": cfg.dataset,
+        "spec": {"name": "nrp", "args": {"width": cfg.width, "blocks": cfg.blocks}},
         "paper": "Naseer et al., A Self-supervised Approach for Adversarial Robustness, CVPR 2020",
         "settings": {"width": cfg.width, "blocks": cfg.blocks},
         "features": {"net": cfg.feature_net, "weights": cfg.feature_weights, "layer": cfg.feature_layer,

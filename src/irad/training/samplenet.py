@@ -77,9 +77,10 @@ def validation_accuracy(resampler: ImageResampler, classifier, pairs: Adversaria
         idx = np.arange(start, min(start + 250, n, len(pairs)))
         clean, adv, y = pairs.batch(idx)
         for name, x in (("clean", clean), ("adv", adv)):
-            resampled = resampler(x.to(device))
+            x = x.to(device)
+            resampled = resampler(x)
             correct[f"val_{name}_acc"] += (classifier(resampled).argmax(1).cpu() == y).sum().item()
-            correct[f"val_{name}_acc_no_shift"] += (classifier(no_shift(x.to(device))).argmax(1).cpu() == y).sum().item()
+            correct[f"val_{name}_acc_no_shift"] += (classifier(no_shift(x)).argmax(1).cpu() == y).sum().item()
             psnr_sum[f"val_{name}_psnr"] += float(psnr(resampled.cpu(), clean).sum())
         total += len(idx)
     resampler.sampler.train()

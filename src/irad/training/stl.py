@@ -181,6 +181,7 @@ def train_stl(cfg: STLConfig, out: str | Path, data_root=None, device=None, comm
     final = history[-1] if history else {}
     save_weights({"atoms": atoms.detach()}, weights_path, {
         "kind": "defense", "arch": "stl", "dataset": cfg.dataset,
+        "spec": {"name": "stl", "args": {"lam": cfg.lam, "iterations": cfg.iterations, "lowpass": cfg.lowpass}},
         "paper": "Sun et al., Adversarial Defense by Stratified Convolutional Sparse Coding, CVPR 2019",
         "settings": {"lam": cfg.lam, "iterations": cfg.iterations, "lowpass": cfg.lowpass, "atoms": cfg.atoms,
                      "size": cfg.size},

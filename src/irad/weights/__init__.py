@@ -21,6 +21,7 @@ from .store import (
     save_weights,
     weights_digest,
 )
+from .spec import legacy_spec, model_spec
 
 __all__ = [
     "WEIGHTS",
@@ -28,9 +29,11 @@ __all__ = [
     "cache_dir",
     "convert_weights",
     "import_weights",
+    "legacy_spec",
     "load_defense_weights",
     "load_state_dict_file",
     "load_strict",
+    "model_spec",
     "read_meta",
     "resolve_weights",
     "save_weights",

@@ -14,6 +14,7 @@ IDELBAYEV = {
     "license": "BSD-2-Clause, Copyright (c) 2018, Yerlan Idelbayev",
     "mean": IMAGENET_MEAN,
     "std": IMAGENET_STD,
+    "num_classes": 10,
 }
 
 

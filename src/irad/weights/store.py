@@ -30,6 +30,7 @@ from safetensors.torch import save as save_safetensors
 
 from ..errors import UnknownNameError, WeightsError
 from ..utils.io import atomic_write, sha256_file
+from .spec import legacy_spec
 
 #: the header-metadata key of irad's weight files (a JSON object)
 META_KEY = "irad"
@@ -354,22 +355,26 @@ def _serialize(state_dict: dict[str, torch.Tensor]) -> tuple[bytes, str]:
 
 
 def convert_weights(path: str | os.PathLike) -> Path:
-    """Rewrite a weight file of the older two-file format (``x.safetensors`` + ``x.json``) as one self-describing
-    file in place, its tensors (and so its sha256) unchanged and checked; the sidecar is removed. A file already in
-    the one-file format is left as it is."""
+    """Rewrite an older weight file in place as one self-describing file, its tensors (and so its sha256)
+    unchanged and checked: a file of the two-file format (``x.safetensors`` + ``x.json``) takes its sidecar's
+    metadata (the sidecar is removed), and a file without a model ``spec`` gets the one its older keys imply
+    (:func:`~irad.weights.spec.legacy_spec`). A file that needs neither is left as it is."""
     path = Path(path)
     if not path.is_file() or path.suffix != ".safetensors":
         raise WeightsError(f"{str(path)!r} is not a .safetensors weight file; convert checkpoints of registered "
                            f"weights with `irad weights import NAME FILE`")
     with safe_open(str(path), framework="pt") as fh:
-        if META_KEY in (fh.metadata() or {}):
-            return path
+        one_file = META_KEY in (fh.metadata() or {})
     meta = read_meta(path)
     if not meta:
         raise WeightsError(f"{path} has no sidecar {path.with_suffix('.json').name} to take its metadata from; "
                            f"re-create it with the command that trained it")
-    tensors = load_state_dict_file(path)  # checks the sidecar's sha256
-    save_weights(tensors, path, {k: v for k, v in meta.items() if k != "sha256"})
+    spec = None if "spec" in meta else legacy_spec(meta)
+    if one_file and spec is None:
+        return path
+    tensors = load_state_dict_file(path)  # checks the recorded sha256
+    save_weights(tensors, path, {**{k: v for k, v in meta.items() if k != "sha256"},
+                                 **({"spec": spec} if spec else {})})
     return path
 
 
@@ -404,9 +409,10 @@ def import_weights(name: str, source: str | os.PathLike, out_dir: str | os.PathL
     _check_import(name, spec, source, _serialize(tensors)[1], "converted to safetensors, it has sha256")
     meta = {k: v for k, v in spec.meta.items() if k not in ("original_sha256",)}
     side = {k: v for k, v in read_meta(source).items() if k != "sha256"}
-    save_weights(tensors, target, {
-        **side, "name": name, "kind": spec.kind, "arch": spec.arch, "dataset": spec.dataset, **meta,
-        "converted_from_sha256": expected or sha256_file(source)})
+    full = {**side, "name": name, "kind": spec.kind, "arch": spec.arch, "dataset": spec.dataset, **meta,
+            "converted_from_sha256": expected or sha256_file(source)}
+    model = full.get("spec") or legacy_spec(full)
+    save_weights(tensors, target, {**full, **({"spec": model} if model else {})})
     return target
 
 

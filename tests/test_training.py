@@ -15,7 +15,7 @@ from irad.training.loop import stopped_early
 from irad.training.pairs import AdversarialPairs, PairsConfig, craft_pairs
 from irad.training.samplenet import SampleNetConfig, train_samplenet
 from irad.training.tasks import TASKS, sample_queries
-from irad.weights import load_state_dict_file
+from irad.weights import load_state_dict_file, read_meta
 from helpers import header_meta, tensors_sha256
 
 
@@ -184,6 +184,51 @@ def test_samplenet_fidelity_term_keeps_resampled_clean_images_closer_to_the_clea
         return float((-10 * torch.log10(((resampled - clean) ** 2).mean(dim=(1, 2, 3)))).mean())
 
     assert clean_psnr(50.0) > clean_psnr(0.0) + 0.5  # measured: 16.2 vs 8.7 dB
+
+
+def test_samplenet_writes_partial_weights_at_each_validation_and_logs_true_psnrs(pairs, data_root, tmp_path):
+    """--val-every validates and writes the weights so far (partial: steps_done < steps_planned, with the figures
+    of that validation); the logged PSNRs are those of the saved weights on the validation pairs, recomputed here;
+    changing only when to validate or checkpoint does not block a resume."""
+    import irad
+    from irad.training.loop import stopped_early
+
+    implicit = train_implicit(_implicit_cfg(pairs), tmp_path / "imp", data_root=data_root, progress=False)
+    cfg = SampleNetConfig(implicit=str(implicit), pairs=str(pairs / "train"), val_pairs=str(pairs / "val"),
+                          surrogate="resnet20", epochs=2.0, batch_size=10, lr=1e-2, val_images=10,
+                          checkpoint_every=1, val_every=2, fidelity=1.0)
+    seen: list[dict] = []
+    import irad.training.samplenet as samplenet_module
+
+    real_save = samplenet_module.save_resampler_weights
+
+    def spy(recon, samplenet, path, meta):
+        seen.append(dict(meta))
+        return real_save(recon, samplenet, path, meta)
+
+    samplenet_module.save_resampler_weights = spy
+    try:
+        out = train_samplenet(cfg, tmp_path / "sn", data_root=data_root, progress=False)
+    finally:
+        samplenet_module.save_resampler_weights = real_save
+    # every 2 steps and at each epoch end (3 steps) while it runs, then the final weights
+    assert [m["steps_done"] for m in seen] == [2, 3, 4, 6]
+    assert all(m["steps_planned"] == 6 and "val_clean_psnr" in m for m in seen) and stopped_early(out) is None
+    log = [json.loads(line) for line in (tmp_path / "sn" / "log.jsonl").read_text().splitlines()]
+    last = [r for r in log if "val_clean_psnr" in r][-1]
+    clean, adv, _ = AdversarialPairs(pairs / "val", data_root).batch(np.arange(10))
+    with torch.no_grad():
+        defense = irad.load_defense("irad", weights=str(out))
+        mse = lambda a: ((a - clean) ** 2).mean(dim=(1, 2, 3))  # noqa: E731
+        clean_psnr = float((-10 * torch.log10(mse(defense(clean)))).mean())
+        adv_psnr = float((-10 * torch.log10(mse(defense(adv)))).mean())
+    assert seen[-1]["val_clean_psnr"] == last["val_clean_psnr"]  # the final file records the last validation
+    assert last["val_clean_psnr"] == pytest.approx(clean_psnr, abs=1e-3)
+    assert last["val_adv_psnr"] == pytest.approx(adv_psnr, abs=1e-3)
+    # a finished run resumed with another validation cadence is not refused (it changes no weight)
+    again = SampleNetConfig(**{**cfg.__dict__, "val_every": 3, "checkpoint_every": 2})
+    assert train_samplenet(again, tmp_path / "sn", data_root=data_root, progress=False) == out
+    assert read_meta(out)["val_clean_psnr"] == last["val_clean_psnr"]  # re-exported with the run's figures
 
 
 def test_a_checkpoint_holding_other_python_objects_is_refused_not_unpickled(tmp_path):

@@ -469,3 +469,24 @@ def test_convert_writes_the_spec_an_older_file_implies_and_keeps_its_sha256(tmp_
 def _without_spec(source: Path, target: Path) -> None:
     meta = {k: v for k, v in read_meta(source).items() if k not in ("spec", "sha256")}
     save_weights(load_state_dict_file(source), target, meta)
+
+
+def test_a_classifier_file_saying_num_classes_without_a_spec_still_sets_its_head(tmp_path):
+    """Older and third-party files state the head size as a bare ``num_classes`` (no kind, no spec) and may spell
+    the architecture as a user typed it: both load as they did before specs were recorded."""
+    import irad
+    from irad.classifiers import build_classifier
+
+    net = build_classifier("resnet20", "cifar10", num_classes=7).net
+    path = tmp_path / "r20-7.safetensors"
+    save_weights(net.state_dict(), path, {"arch": "ResNet20", "num_classes": 7, "mean": [0.5] * 3, "std": [0.25] * 3})
+    assert irad.load_classifier("resnet20", weights=str(path))(torch.rand(1, 3, 32, 32)).shape == (1, 7)
+    named = tmp_path / "named.safetensors"
+    save_weights(net.state_dict(), named, {"mean": [0.5] * 3, "std": [0.25] * 3,
+                                           "spec": {"name": "ResNet20", "args": {"num_classes": 7}}})
+    assert irad.load_classifier("RESNET20", weights=str(named))(torch.rand(1, 3, 32, 32)).shape == (1, 7)
+    other = tmp_path / "other.safetensors"
+    save_weights(net.state_dict(), other, {"mean": [0.5] * 3, "std": [0.25] * 3,
+                                           "spec": {"name": "resnet32", "args": {"num_classes": 7}}})
+    with pytest.raises(WeightsError, match=r"load it with load_classifier\('resnet32', weights=\.\.\.\)"):
+        irad.load_classifier("resnet20", weights=str(other))

@@ -3,7 +3,7 @@
 # 20-epoch cosine schedule still at 86 % of its peak rate, so instead of 42,000 more steps at slowly falling rates
 # (about 5 h on 2 cores), the representation is annealed: a new cosine schedule from 4e-4 (about the long run's rate
 # at step 14,000) down to 1 % over 3 epochs (8,439 steps of 32 crops), same data, crops, loss and validation,
-# warm-started from the long run's step-14,000 weights (the optimiser state is not carried).
+# warm-started from the long run's weights exported at step 14,065 (the end of epoch 5) (the optimiser state is not carried).
 #
 #   scripts/campaign/anneal.sh PAIRS_DIR INIT_WEIGHTS RUN_DIR     # start, or resume after a kill / a new session
 set -euo pipefail

@@ -6,7 +6,7 @@
 #
 #   scripts/campaign/samplenet_run.sh PAIRS_DIR IMPLICIT_WEIGHTS RUN_DIR [LAMBDA]   # start, or resume after a kill
 set -euo pipefail
-PAIRS=${1:?PAIRS_DIR}; IMPLICIT=${2:?IMPLICIT_WEIGHTS}; RUN=${3:?RUN_DIR}; LAMBDA=${4:-50}
+PAIRS=${1:?PAIRS_DIR}; IMPLICIT=${2:?IMPLICIT_WEIGHTS}; RUN=${3:?RUN_DIR}; LAMBDA=${4:-200}
 DATA=${DATA:-../shared/data}
 IRAD=${IRAD:-irad}
 $IRAD train samplenet --implicit "$IMPLICIT" --surrogate resnet20 \

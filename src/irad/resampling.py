@@ -8,7 +8,7 @@ import torch
 
 from .reconstruction.base import Reconstruction, pixel_grid
 from .sampling.samplers import IdentitySampler, Sampler
-from .defenses.base import Defense
+from .defense_base import Defense
 from .errors import InputError
 from .utils.validation import check_images
 

@@ -174,15 +174,15 @@ def load_classifier(name: str, dataset: str = "cifar10", weights: str | Path | N
     else:
         path = Path(weights)
         meta = read_meta(path) or _catalog_meta_for(path)
-        if meta.get("arch") not in (None, arch):
+        if meta.get("arch") is not None and str(meta["arch"]).lower() != arch:
             raise WeightsError(f"{path} holds a {meta['arch']} ({meta.get('dataset')}), not a {arch}; "
                                f"use load_classifier({meta['arch']!r}, weights=...)")
     if mean is None and std is None and "mean" not in meta:
         _warn_assumed_normalisation(arch, dataset, path, info)
     norm_mean = mean if mean is not None else (meta["mean"] if "mean" in meta else info.mean)
     norm_std = std if std is not None else (meta["std"] if "std" in meta else info.std)  # None: raw [0, 1] input
-    args = model_spec(meta, arch, str(path)) or {}
-    classes = int(num_classes or args.get("num_classes", info.num_classes))
+    args = model_spec(meta, arch, str(path), loader="load_classifier({name!r}, weights=...)") or {}
+    classes = int(num_classes or args.get("num_classes", meta.get("num_classes", info.num_classes)))
     model = ImageClassifier(CLASSIFIERS.build(arch, num_classes=classes), norm_mean, norm_std, arch, dataset)
     model.set_input_range(input_range or meta.get("input_range"))
     load_strict(model.net, load_state_dict_file(path), f"{arch} from {path}")

@@ -18,8 +18,9 @@ def weights_group() -> None:
 @friendly_errors
 def import_cmd(args: tuple[str, ...], out: str | None) -> None:
     """`irad weights import NAME FILE`: install registered weights NAME from FILE, verified by sha256 before
-    anything is written. `irad weights import FILE`: convert a weight file of the older two-file format
-    (FILE.safetensors + FILE.json) once into one self-describing file, in place (its tensors and sha256 unchanged).
+    anything is written. `irad weights import FILE`: convert an older weight file once, in place, into one
+    self-describing file (its tensors and sha256 unchanged): a file of the two-file format (FILE.safetensors +
+    FILE.json) takes its sidecar's metadata, and a file without a model spec gets the one its older keys imply.
 
     With NAME, FILE is converted to safetensors (a third-party original is first checked against the catalogue's
     checksum of the original) and the result must have the catalogue's sha256; weights the catalogue keeps in their
@@ -39,7 +40,12 @@ def import_cmd(args: tuple[str, ...], out: str | None) -> None:
         return
     if out is not None:
         raise click.UsageError("--out goes with NAME FILE; a file is converted in place")
-    click.echo(f"converted {convert_weights(args[0])} (one file; its tensors and sha256 unchanged)")
+    before = Path(args[0]).stat().st_mtime_ns
+    path = convert_weights(args[0])
+    if path.stat().st_mtime_ns == before:
+        click.echo(f"{path} is already one self-describing file with its model spec: nothing to convert")
+    else:
+        click.echo(f"converted {path} (one file with its model spec; its tensors and sha256 unchanged)")
 
 
 @weights_group.command("verify")

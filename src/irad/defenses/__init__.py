@@ -22,5 +22,5 @@ from . import stl as _stl  # noqa: F401  (registers the STL baseline)
 from . import diffpure as _diffpure  # noqa: F401  (registers DiffPure and IRAD+DiffPure)
 from . import nrp as _nrp  # noqa: F401  (registers the NRP baseline)
 
-__all__ = ["DEFENSES", "Defense", "DefendedClassifier", "DefenseInfo", "NoDefense", "defend", "defense_info", "is_randomized",
-           "load_defense"]
+__all__ = ["DEFENSES", "Defense", "DefendedClassifier", "DefenseInfo", "NoDefense", "defend", "defense_info",
+           "is_randomized", "load_defense"]

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from .. import distributed
-from ..classifiers import build_classifier
+from ..classifiers import CLASSIFIERS, build_classifier
 from ..data import ImageDataset, dataset_info, from_uint8, load_dataset
 from ..errors import InputError
 from ..utils import resolve_device, seed_everything
@@ -99,10 +99,11 @@ def train_classifier(recipe: ClassifierRecipe, out: str | Path, data_root=None, 
 
     # a user's folder has as many classes as it has class folders; registered datasets know their count
     num_classes = dataset_info(recipe.dataset).num_classes or int(max(train.labels.max(), yv.max())) + 1
-    model = build_classifier(recipe.arch, recipe.dataset, num_classes=num_classes).to(dev)
+    arch = CLASSIFIERS.get(recipe.arch).name  # the registry's spelling (names are case-insensitive)
+    model = build_classifier(arch, recipe.dataset, num_classes=num_classes).to(dev)
     if dev.type == "cpu":
         model = model.to(memory_format=torch.channels_last)
-    if recipe.arch == "fastnet":
+    if arch == "fastnet":
         xs, _ = train.tensors(5000)
         model.net.init_whitening(((xs - model.mean.cpu()) / model.std.cpu()).to(dev))
         model.net.whiten.weight.requires_grad_(False)
@@ -172,14 +173,14 @@ def train_classifier(recipe: ClassifierRecipe, out: str | Path, data_root=None, 
         run.save_checkpoint({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch + 1,
                              "generator": gen.get_state(), "history": history, "recipe": asdict(recipe)})
 
-    weights_path = run.path / f"{recipe.arch}-{recipe.dataset}.safetensors"
+    weights_path = run.path / f"{arch}-{recipe.dataset}.safetensors"
     if not group.is_main:
         group.barrier()  # rank 0 writes the weights
         return weights_path
     # (SyncBatchNorm's tensors carry BatchNorm2d's names: the file loads into the plain architecture)
     save_weights(model.net.state_dict(), weights_path, {
-        "kind": "classifier", "arch": recipe.arch, "dataset": recipe.dataset,
-        "spec": {"name": recipe.arch, "args": {"num_classes": num_classes}}, "num_classes": num_classes,
+        "kind": "classifier", "arch": arch, "dataset": recipe.dataset,
+        "spec": {"name": arch, "args": {"num_classes": num_classes}}, "num_classes": num_classes,
         "mean": model.mean.flatten().tolist(), "std": model.std.flatten().tolist(),
         "val_accuracy": history[-1]["val_acc"] if history else None, "recipe": asdict(recipe),
         "command": run.command, "device": str(dev),

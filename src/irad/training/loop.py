@@ -46,7 +46,8 @@ def train_steps(run: RunDir, cfg: Any, module: torch.nn.Module, opt: torch.optim
                 lr_at: Callable[[int, int], float] | None = None,
                 forward: torch.nn.Module | None = None) -> dict[str, int]:
     """Optimise ``module`` for ``cfg.epochs`` epochs (fractional allowed) of ``n_items`` in batches of
-    ``cfg.batch_size``; return ``{"steps_done": ..., "steps_planned": ...}``.
+    ``cfg.batch_size``; return ``{"steps_done", "steps_planned", "images_seen", "train_s"}`` and the figures of
+    the run's last validation (kept in the checkpoint), the progress its weights' metadata records.
 
     Under torchrun (:mod:`irad.distributed`) ``cfg.batch_size`` is the global batch: each process computes the loss
     on its share of it and DistributedDataParallel all-reduces the gradients, so N processes take the steps one
@@ -77,7 +78,7 @@ def train_steps(run: RunDir, cfg: Any, module: torch.nn.Module, opt: torch.optim
     net = wrap_for_training(module if forward is None else forward, group)
     steps_per_epoch = math.ceil(n_items / cfg.batch_size)
     total_steps = max(1, round(cfg.epochs * steps_per_epoch))
-    step, train_s = 0, 0.0
+    step, train_s, last_validation = 0, 0.0, {}
     val_every = getattr(cfg, "val_every", None)
     ckpt = run.load_checkpoint()
     if ckpt is not None:
@@ -88,6 +89,7 @@ def train_steps(run: RunDir, cfg: Any, module: torch.nn.Module, opt: torch.optim
         module.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
         step, train_s = ckpt["step"], ckpt.get("train_seconds", 0.0)
+        last_validation = dict(ckpt.get("validation", {}))
         run.log({"event": "resume", "step": step, "steps_planned": total_steps,
                  **({"note": "already complete: nothing to train, the weights are exported again"}
                     if step >= total_steps else {})})
@@ -131,9 +133,10 @@ def train_steps(run: RunDir, cfg: Any, module: torch.nn.Module, opt: torch.optim
             if validate_now and group.is_main:
                 record.update(validate())
                 module.train()
+                last_validation = {k: v for k, v in record.items() if k.startswith("val")}
             run.log(record)
             run.save_checkpoint({"model": module.state_dict(), "optimizer": opt.state_dict(), "step": step,
-                                 "config": asdict(cfg), "train_seconds": train_s})
+                                 "config": asdict(cfg), "train_seconds": train_s, "validation": last_validation})
             if validate_now and export is not None and step < total_steps and group.is_main:  # (final: the caller)
                 export({"steps_done": step, "steps_planned": total_steps, "images_seen": record["images_seen"],
                         "train_s": record["train_s"], **{k: v for k, v in record.items() if k.startswith("val")}})
@@ -143,7 +146,9 @@ def train_steps(run: RunDir, cfg: Any, module: torch.nn.Module, opt: torch.optim
                      "note": "stopped early; the same command continues from the checkpoint"})
             break
     bar.close()
-    return {"steps_done": step, "steps_planned": total_steps}
+    return {"steps_done": step, "steps_planned": total_steps,
+            "images_seen": images_seen(step, steps_per_epoch, n_items, cfg.batch_size), "train_s": round(train_s, 3),
+            **last_validation}
 
 
 def wrap_for_training(module: torch.nn.Module, group: distributed.Context) -> torch.nn.Module:
@@ -244,6 +249,10 @@ def stopped_early(weights: Path) -> str | None:
             f"command again to continue")
 
 
+#: settings that say when to checkpoint and validate, not what is trained: a resumed run may change them
+SCHEDULE_ONLY = frozenset({"checkpoint_every", "val_every", "eval_every"})
+
+
 def _changed_settings(saved: dict[str, Any], cfg: Any) -> list[str]:
     """Settings that differ between a checkpoint and ``cfg``. A setting added to the config class since the
     checkpoint was written took, in that checkpoint, the value that reproduces the old behaviour: the class's
@@ -251,4 +260,4 @@ def _changed_settings(saved: dict[str, Any], cfg: Any) -> list[str]:
     default."""
     now, defaults = asdict(cfg), asdict(type(cfg)())
     defaults.update(getattr(type(cfg), "LEGACY_VALUES", {}))
-    return [k for k, v in now.items() if saved.get(k, defaults.get(k)) != v]
+    return [k for k, v in now.items() if k not in SCHEDULE_ONLY and saved.get(k, defaults.get(k)) != v]

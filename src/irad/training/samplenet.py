@@ -7,8 +7,10 @@ batch 400 (CIFAR-10 settings of the paper). The encoder runs once per image and 
 ``fidelity`` (λ, default 0: the paper's loss) adds λ · |IR(X) − X|₁ (mean over pixels, images in [0, 1]): a term,
 not in the paper, that keeps the resampled *clean* image close to the clean image, so that SampleNet cannot buy
 robustness by blurring every input (issue 14: an unconstrained SampleNet took IRAD(clean) to 24.6 dB). Validation
-reports PSNR(IR(X), X) and PSNR(IR(X'), X) beside the accuracies, the figures that choose λ.
-Result: ``irad.safetensors`` + ``.json`` holding the implicit representation and SampleNet together.
+reports PSNR(IR(X), X) and PSNR(IR(X'), X) beside the accuracies, the figures that choose λ. The log's
+``train_loss`` is the whole loss (with λ = 0, the paper's sum of the two cross-entropies).
+Result: one ``irad.safetensors`` holding the implicit representation and SampleNet together (written at every
+validation while the run goes on, partial until its last step).
 """
 
 from __future__ import annotations
@@ -138,16 +140,16 @@ def train_samplenet(cfg: SampleNetConfig, out: str | Path, data_root=None, devic
 
     path = run.path / "irad.safetensors"
 
-    def export(progress: dict) -> None:
+    def export(record: dict) -> None:
         save_resampler_weights(recon, samplenet, path, {
             "task": implicit_meta.get("task"), "dataset": cfg.dataset, "implicit_config": implicit_meta.get(
                 "implicit_config"), "implicit_command": implicit_meta.get("command"), "samplenet_config": asdict(cfg),
-            "command": run.command, "device": str(dev), "trained_against": trained_against(train, cfg), **progress,
+            "command": run.command, "device": str(dev), "trained_against": trained_against(train, cfg), **record,
             **({"distributed": group.describe()} if group.active else {})})
 
     done = train_steps(run, cfg, samplenet, opt, n_train, loss_fn,
                        lambda: validation_accuracy(resampler, classifier, val, cfg.val_images, dev),
-                       "train_loss" if cfg.fidelity else "train_ce", "samplenet", progress,
+                       "train_loss", "samplenet", progress,
                        {"device": str(dev), "train_images": n_train}, time_limit_s, export=export, forward=resampler)
     if not group.is_main:
         group.barrier()  # rank 0 writes the weights

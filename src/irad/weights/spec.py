@@ -22,14 +22,17 @@ def legacy_spec(meta: dict[str, Any]) -> dict[str, Any] | None:
         return {"name": "nrp", "args": {"width": int(settings["width"]), "blocks": int(settings["blocks"])}}
     if arch == "stl" and {"lam", "iterations", "lowpass"} <= set(settings):
         return {"name": "stl", "args": {k: settings[k] for k in ("lam", "iterations", "lowpass")}}
-    if arch == "diffpure" and isinstance(meta.get("architecture"), dict):
+    if arch in (None, "diffpure") and isinstance(meta.get("architecture"), dict):
         return {"name": "score-unet", "args": dict(meta["architecture"])}
     return None
 
 
-def model_spec(meta: dict[str, Any], name: str, where: str = "the weight file") -> dict[str, Any] | None:
+def model_spec(meta: dict[str, Any], name: str, where: str = "the weight file",
+               loader: str = "") -> dict[str, Any] | None:
     """The constructor arguments of model ``name`` recorded in ``meta`` (its ``spec``, else what its older keys
-    say), or None when the file records neither. A spec of another model is a :class:`WeightsError`."""
+    say), or None when the file records neither. Names compare as the registries do, case-insensitively. A spec
+    of another model is a :class:`WeightsError`; ``loader`` (e.g. ``load_classifier('{name}', weights=...)``, with
+    ``{name}`` standing for the model the file holds) is the fix its message names."""
     spec = meta.get("spec")
     if spec is None or "reconstruction" in spec:  # (IRAD's two-part spec is read by the resampling defenses)
         spec = legacy_spec(meta)
@@ -38,6 +41,7 @@ def model_spec(meta: dict[str, Any], name: str, where: str = "the weight file") 
     if not (isinstance(spec, dict) and isinstance(spec.get("name"), str) and isinstance(spec.get("args", {}), dict)):
         raise WeightsError(f"{where}: its 'spec' must be {{'name': str, 'args': {{...}}}}, got {spec!r}; re-create "
                            f"the file with the training command that made it")
-    if spec["name"] != name:
-        raise WeightsError(f"{where} holds a {spec['name']!r} model, not {name!r}; load it as {spec['name']!r}")
+    if spec["name"].lower() != name.lower():
+        fix = f"load it with {loader.format(name=spec['name'])}" if loader else "load it with the loader of that model"
+        raise WeightsError(f"{where} holds a {spec['name']!r} model, not {name!r}; {fix}")
     return dict(spec.get("args", {}))

@@ -161,25 +161,38 @@ def report(args: argparse.Namespace) -> None:
 
 
 def plot_curve(args: argparse.Namespace) -> None:
-    """The learning curve of one run (validation PSNR of every validation folder against images seen)."""
+    """The learning curve of a run (validation PSNR of every validation folder against images seen); several logs
+    draw one curve, each continuing where the previous one ended (a run warm-started from another's weights), with
+    a dotted line where each later log begins."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    points = curve(Path(args.log))
+    *logs, png = args.logs
+    if not logs:
+        raise SystemExit("curve: give at least one log.jsonl and the PNG to write")
+    points, offset, starts = [], 0, []
+    for log in logs:
+        run = curve(Path(log))
+        if points:
+            starts.append(offset)
+        points += [{**p, "images_seen": p["images_seen"] + offset} for p in run]
+        offset = points[-1]["images_seen"]
     fig, ax = plt.subplots(figsize=(7, 4.5))
     keys = [k for k in points[-1] if k.startswith("val_psnr")]
     for key in keys:
-        ax.plot([p["images_seen"] for p in points], [p[key] for p in points], marker=".",
+        ax.plot([p["images_seen"] for p in points if key in p], [p[key] for p in points if key in p], marker=".",
                 label=key.replace("val_psnr@", "") if "@" in key else "val (first folder)")
     ax.axhline(points[-1]["val_input_psnr"], color="k", ls="--", lw=0.8, label="identity (adversarial input)")
+    for x in starts:
+        ax.axvline(x, color="grey", ls=":", lw=1.0)
     ax.set_xlabel("crops / images seen")
     ax.set_ylabel("validation PSNR (dB)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(args.png, dpi=110)
+    fig.savefig(png, dpi=110)
 
 
 def main() -> None:
@@ -195,9 +208,9 @@ def main() -> None:
     p = sub.add_parser("report")
     p.add_argument("study_dir")
     p.add_argument("docs_dir")
-    p = sub.add_parser("curve", help="the learning curve of one run's log.jsonl as a PNG")
-    p.add_argument("log")
-    p.add_argument("png")
+    p = sub.add_parser("curve", help="the learning curve of one run's log.jsonl (or of runs continuing one another) "
+                                     "as a PNG: curve LOG [LOG ...] PNG")
+    p.add_argument("logs", nargs="+", metavar="LOG... PNG")
     args = parser.parse_args()
     {"run": run, "report": report, "curve": plot_curve}[args.cmd](args)
 

@@ -273,3 +273,25 @@ def test_shipped_score_model_is_the_default_and_predicts_the_noise():
         with torch.no_grad():
             mse = float((model(sde.marginal(x, t, noise), torch.full((len(x),), t)) - noise).pow(2).mean())
         assert mse < bound, (t, mse)
+
+
+def test_a_checkpoint_of_the_older_diffusion_loop_resumes_to_the_same_weights(data_root, tmp_path):
+    """A run killed under the loop diffusion training had before it shared ``train_steps`` (``model`` and ``ema``
+    state dicts side by side in checkpoint.pt) resumes from it and ends where an uninterrupted run does."""
+    from irad.training.rundir import RunDir
+
+    full = load_state_dict_file(train_diffusion(TOY, tmp_path / "full", data_root=data_root, device="cpu",
+                                                progress=False))
+    half = DiffusionConfig(**{**TOY.__dict__, "steps": 2})
+    train_diffusion(half, tmp_path / "half", data_root=data_root, device="cpu", progress=False)
+    ckpt = torch.load(tmp_path / "half" / "checkpoint.pt", weights_only=True)
+    model = {k.removeprefix("model."): v for k, v in ckpt["model"].items() if k.startswith("model.")}
+    ema = {k.removeprefix("ema."): v for k, v in ckpt["model"].items() if k.startswith("ema.")}
+    config = {**ckpt["config"], "steps": TOY.steps}
+    RunDir(tmp_path / "old", None).save_checkpoint({"model": model, "ema": ema, "optimizer": ckpt["optimizer"],
+                                                    "step": 2, "history": [{"step": 2, "val_loss": 1.0}],
+                                                    "config": config})
+    resumed = load_state_dict_file(train_diffusion(TOY, tmp_path / "old", data_root=data_root, device="cpu",
+                                                   progress=False))
+    assert [r["step"] for r in _records(tmp_path / "old") if "loss" in r] == [4]  # steps 1-2 not redone
+    assert all(torch.equal(v, resumed[k]) for k, v in full.items())

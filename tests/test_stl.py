@@ -241,3 +241,36 @@ def test_train_stl_command(data_root, tmp_path):
     res = CliRunner().invoke(cli, ["train", "stl", "--data", str(data_root), "--out", str(tmp_path / "cli2"),
                                    "--lam", "-1"])
     assert res.exit_code != 0 and "-1" in res.output
+
+
+def test_training_killed_and_resumed_learns_the_same_dictionary(data_root, tmp_path, monkeypatch):
+    """Killed after a checkpoint, the run resumes there and ends with the atoms of an uninterrupted run, bit for
+    bit; so does a checkpoint in the layout of the loop STL had before it shared ``train_steps``."""
+    import irad.training.loop as loop
+    from irad.training.rundir import RunDir
+
+    cfg = STLConfig(atoms=6, size=3, lam=0.02, iterations=10, train_iterations=10, images=20, steps=5, batch_size=4,
+                    crop=8, val_images=4, val_size=10, eval_every=2)
+    full = load_state_dict_file(train_stl(cfg, tmp_path / "full", data_root=data_root, progress=False))["atoms"]
+
+    real_log = loop.RunDir.log
+
+    def dying_log(self, record, echo=True):  # killed while logging step 4: the last checkpoint is step 2's
+        real_log(self, record, echo)
+        if record.get("step") == 4 and "event" not in record:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(loop.RunDir, "log", dying_log)
+    with pytest.raises(KeyboardInterrupt):
+        train_stl(cfg, tmp_path / "killed", data_root=data_root, progress=False)
+    monkeypatch.setattr(loop.RunDir, "log", real_log)
+    old_layout = RunDir(tmp_path / "old", None)
+    ckpt = torch.load(tmp_path / "killed" / "checkpoint.pt", weights_only=True)
+    assert ckpt["step"] == 2
+    old_layout.save_checkpoint({"atoms": ckpt["model"]["atoms"], "optimizer": ckpt["optimizer"], "step": 2,
+                                "history": [{"step": 2, "val_psnr": 1.0}], "config": ckpt["config"]})
+    for folder in ("killed", "old"):
+        resumed = train_stl(cfg, tmp_path / folder, data_root=data_root, progress=False)
+        assert torch.equal(load_state_dict_file(resumed)["atoms"], full), folder
+        records = [json.loads(line) for line in (tmp_path / folder / "log.jsonl").read_text().splitlines()]
+        assert {"event": "resume", "step": 2}.items() <= next(r for r in records if r.get("event") == "resume").items()

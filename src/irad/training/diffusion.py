@@ -21,12 +21,10 @@ the result is ``out/diffpure.safetensors`` + ``.json``.
 from __future__ import annotations
 
 import copy
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
 
 from ..data import ImageDataset, from_uint8, load_dataset
 from ..diffusion import VPSDE, ScoreUNet, denoising_loss, to_model_range
@@ -35,7 +33,7 @@ from ..errors import InputError
 from ..utils import resolve_device, seed_everything
 from ..weights import save_weights
 from .augment import random_crop_flip
-from .loop import _changed_settings, step_rng
+from .loop import Step, train_steps
 from .rundir import RunDir
 
 
@@ -119,69 +117,66 @@ def train_diffusion(cfg: DiffusionConfig, out: str | Path, data_root=None, devic
     t_val = torch.linspace(cfg.t_min, cfg.t_max, len(x_val)).to(dev)
     noise_val = torch.randn(x_val.shape, generator=val_gen).to(dev)
 
-    model = model.to(dev)
-    ema = copy.deepcopy(model).requires_grad_(False)
+    pair = ScoreAndEMA(model).to(dev)
+    model, ema = pair.model, pair.ema
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    step, history = 0, []
-    ckpt = run.load_checkpoint()
-    if ckpt is None:
-        val = validation_loss(model, sde, x_val, t_val, noise_val, cfg.batch_size)
-        run.log({"event": "start", **asdict(cfg), "device": str(dev), "train_images": int(pool.shape[0]),
-                 "parameters": sum(p.numel() for p in model.parameters()), "val_loss": round(val, 5)})
-    elif changed := _changed_settings(ckpt["config"], cfg):
-        raise InputError(f"{run.checkpoint_path} was made with other settings ({', '.join(changed)}); use a new "
-                         f"--out folder or the original settings")
-    else:
-        model.load_state_dict(ckpt["model"])
-        ema.load_state_dict(ckpt["ema"])
-        opt.load_state_dict(ckpt["optimizer"])
-        step, history = ckpt["step"], ckpt["history"]
-        run.log({"event": "resume", "step": step})
+    _upgrade_checkpoint(run)
+    start = None
+    if run.load_checkpoint() is None:
+        start = {"device": str(dev), "train_images": int(pool.shape[0]),
+                 "parameters": sum(p.numel() for p in model.parameters()),
+                 "val_loss": round(validation_loss(model, sde, x_val, t_val, noise_val, cfg.batch_size), 5)}
 
-    model.train()
-    bar = tqdm(total=cfg.steps, initial=step, desc="diffusion score model", disable=not progress)
-    loss_sum, n_sum, t0 = 0.0, 0, time.time()
-    while step < cfg.steps:
-        gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
+    def loss_fn(step: Step) -> torch.Tensor:
+        gen = step.generator
         idx = torch.randint(0, pool.shape[0], (cfg.batch_size,), generator=gen)
         x0 = to_model_range(random_crop_flip(from_uint8(pool[idx], channels_last=False), pad=0, generator=gen))
         t = cfg.t_min + (cfg.t_max - cfg.t_min) * torch.rand(cfg.batch_size, generator=gen)
         noise = torch.randn(x0.shape, generator=gen)
-        with step_rng(cfg.seed, step, dev):  # dropout masks: seeded per step, so a resumed run draws the same
-            loss = denoising_loss(model, sde, x0.to(dev), t.to(dev), noise.to(dev))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        for group in opt.param_groups:
-            group["lr"] = cfg.lr * min(1.0, (step + 1) / max(cfg.warmup, 1))
-        opt.step()
-        update_ema(ema, model, min(cfg.ema, (1 + step) / (10 + step)))
-        step += 1
-        loss_sum, n_sum = loss_sum + loss.item(), n_sum + 1
-        bar.update(1)
-        bar.set_postfix(loss=f"{loss.item():.4f}")
-        if step % cfg.eval_every == 0 or step == cfg.steps:
-            record = {"step": step, "loss": round(loss_sum / n_sum, 5),
-                      "images_per_s": round(n_sum * cfg.batch_size / (time.time() - t0), 2),
-                      "val_loss": round(validation_loss(ema, sde, x_val, t_val, noise_val, cfg.batch_size), 5),
-                      "val_loss_raw": round(validation_loss(model, sde, x_val, t_val, noise_val, cfg.batch_size), 5)}
-            history.append(record)
-            run.log(record)
-            run.save_checkpoint({"model": model.state_dict(), "ema": ema.state_dict(), "optimizer": opt.state_dict(),
-                                 "step": step, "history": history, "config": asdict(cfg)})
-            loss_sum, n_sum, t0 = 0.0, 0, time.time()
-    bar.close()
+        return denoising_loss(model, sde, x0.to(dev), t.to(dev), noise.to(dev))
+
+    def validate() -> dict[str, float]:
+        return {"val_loss": round(validation_loss(ema, sde, x_val, t_val, noise_val, cfg.batch_size), 5),
+                "val_loss_raw": round(validation_loss(model, sde, x_val, t_val, noise_val, cfg.batch_size), 5)}
+
+    done = train_steps(run, cfg, pair, opt, pool.shape[0], loss_fn, validate, "loss", "diffusion score model",
+                       progress, start, steps=cfg.steps, checkpoint_every=cfg.eval_every, val_every=cfg.eval_every,
+                       lr_at=lambda step, total: cfg.lr * min(1.0, (step + 1) / max(cfg.warmup, 1)),
+                       after_backward=lambda: torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip),
+                       after_step=lambda step: update_ema(ema, model, min(cfg.ema, (1 + step) / (10 + step))))
 
     weights_path = run.path / "diffpure.safetensors"
-    final = history[-1] if history else {}
+    final = done if "val_loss" in done else validate()
     save_weights(ema.state_dict(), weights_path, {
         "kind": "defense", "arch": "diffpure", "dataset": cfg.dataset,
         "spec": {"name": "score-unet", "args": ema.architecture()},
         "paper": "Nie et al., Diffusion Models for Adversarial Purification, ICML 2022 (ε-prediction U-Net score "
                  "model, VP-SDE of Song et al., ICLR 2021)",
         "architecture": ema.architecture(), "sde": {"beta_min": sde.beta_min, "beta_max": sde.beta_max},
-        "settings": {"t_min": cfg.t_min, "t_max": cfg.t_max, "ema": cfg.ema, "steps": step},
+        "settings": {"t_min": cfg.t_min, "t_max": cfg.t_max, "ema": cfg.ema, "steps": done["steps_done"]},
         "val_loss": final.get("val_loss"), "config": asdict(cfg), "command": run.command, "device": str(dev),
     })
     run.log({"event": "done", "weights": str(weights_path)})
     return weights_path
+
+
+class ScoreAndEMA(torch.nn.Module):
+    """What the run trains and checkpoints: the score U-Net and its exponential moving average (the saved weights;
+    not optimised, updated after every step)."""
+
+    def __init__(self, model: ScoreUNet) -> None:
+        super().__init__()
+        self.model, self.ema = model, copy.deepcopy(model).requires_grad_(False)
+
+
+def _upgrade_checkpoint(run: RunDir) -> None:
+    """A checkpoint of the loop diffusion training had before it used ``train_steps`` (``model`` and ``ema`` state
+    dicts side by side) rewritten in the shared layout, so a run killed under the older version resumes."""
+    ckpt = run.load_checkpoint()
+    if ckpt is not None and "ema" in ckpt:
+        state = {**{f"model.{k}": v for k, v in ckpt["model"].items()},
+                 **{f"ema.{k}": v for k, v in ckpt["ema"].items()}}
+        run.save_checkpoint({"model": state, "optimizer": ckpt["optimizer"], "step": ckpt["step"],
+                             "config": ckpt["config"], "train_seconds": 0.0,
+                             "validation": {k: v for k, v in (ckpt.get("history") or [{}])[-1].items()
+                                            if k.startswith("val")}})

@@ -24,7 +24,8 @@ from .rundir import RunDir
 class Step:
     """What a trainer's loss function gets for one step.
 
-    ``indices`` is the whole (global) batch and ``generator`` is seeded by (seed, step): draw every random
+    ``indices`` is the whole (global) batch (None in a run of ``steps``, whose loss draws its own batch from
+    ``generator``) and ``generator`` is seeded by (seed, step): draw every random
     augmentation for the whole batch, then keep ``share`` (this process's contiguous part; all of it in one
     process) and run ``net`` (the trained module, wrapped in DistributedDataParallel under torchrun: call it, not
     the bare module) on that part only. The loss returned is the mean over the share; :func:`train_steps` weighs
@@ -32,7 +33,7 @@ class Step:
     processes.
     """
 
-    indices: np.ndarray
+    indices: np.ndarray | None
     generator: torch.Generator
     share: slice
     net: torch.nn.Module
@@ -44,7 +45,10 @@ def train_steps(run: RunDir, cfg: Any, module: torch.nn.Module, opt: torch.optim
                 start_record: dict[str, Any] | None = None, time_limit_s: float | None = None,
                 export: Callable[[dict[str, Any]], None] | None = None,
                 lr_at: Callable[[int, int], float] | None = None,
-                forward: torch.nn.Module | None = None) -> dict[str, int]:
+                forward: torch.nn.Module | None = None, *, steps: int | None = None,
+                checkpoint_every: int | None = None, val_every: int | None = None,
+                after_backward: Callable[[], None] | None = None,
+                after_step: Callable[[int], None] | None = None) -> dict[str, Any]:
     """Optimise ``module`` for ``cfg.epochs`` epochs (fractional allowed) of ``n_items`` in batches of
     ``cfg.batch_size``; return ``{"steps_done", "steps_planned", "images_seen", "train_s"}`` and the figures of
     the run's last validation (kept in the checkpoint), the progress its weights' metadata records.
@@ -69,6 +73,13 @@ def train_steps(run: RunDir, cfg: Any, module: torch.nn.Module, opt: torch.optim
     that is a function of the step alone, so resuming needs no scheduler state).
     ``forward``, if given, is the module the loss calls (``Step.net``; e.g. the whole defense around a trained
     part), whose trainable parameters are ``module``'s; ``module`` alone is checkpointed and optimised.
+
+    ``steps`` makes it a run of that many steps instead of epochs over ``n_items`` (``Step.indices`` is None: the
+    loss draws its batch from the step's generator, e.g. random crops of a pool; validation every ``val_every``
+    steps and at the last one). ``checkpoint_every`` / ``val_every`` override ``cfg``'s. ``after_backward()`` runs
+    between the backward pass and the optimiser step (gradient clipping); ``after_step(step)`` after every optimiser
+    step, with the index of the step just taken (a projection, an EMA). ``loss_fn`` may return ``(loss, {name: value})``: the values'
+    means since the last record are logged beside the loss.
     """
     deadline = None if time_limit_s is None else time.monotonic() + time_limit_s
     group = distributed.current()
@@ -76,10 +87,15 @@ def train_steps(run: RunDir, cfg: Any, module: torch.nn.Module, opt: torch.optim
         raise InputError(f"the batch of {cfg.batch_size} is smaller than the {group.world_size} processes it is split "
                          f"across; pass --batch-size >= {group.world_size} (it is the global batch)")
     net = wrap_for_training(module if forward is None else forward, group)
-    steps_per_epoch = math.ceil(n_items / cfg.batch_size)
-    total_steps = max(1, round(cfg.epochs * steps_per_epoch))
+    if steps is None:
+        steps_per_epoch = math.ceil(n_items / cfg.batch_size)
+        total_steps = max(1, round(cfg.epochs * steps_per_epoch))
+    else:  # one "epoch" of all the steps, each drawing its own batch
+        steps_per_epoch = total_steps = steps
+        n_items = steps * cfg.batch_size
+    checkpoint_every = checkpoint_every or cfg.checkpoint_every
     step, train_s, last_validation = 0, 0.0, {}
-    val_every = getattr(cfg, "val_every", None)
+    val_every = val_every or getattr(cfg, "val_every", None)
     ckpt = run.load_checkpoint()
     if ckpt is not None:
         changed = _changed_settings(ckpt["config"], cfg)
@@ -100,21 +116,34 @@ def train_steps(run: RunDir, cfg: Any, module: torch.nn.Module, opt: torch.optim
                     if group.active else {})})
     bar = tqdm(total=total_steps, initial=step, desc=desc, disable=not (progress and group.is_main))
     loss_acc, n_acc, t0 = 0.0, 0, time.time()
+    metric_sums: dict[str, float] = {}
     module.train()
     while step < total_steps:
-        epoch, pos = divmod(step, steps_per_epoch)
-        order = torch.randperm(n_items, generator=torch.Generator().manual_seed(cfg.seed * 100003 + epoch)).numpy()
-        idx = order[pos * cfg.batch_size:(pos + 1) * cfg.batch_size]
+        if steps is None:
+            epoch, pos = divmod(step, steps_per_epoch)
+            order = torch.randperm(n_items, generator=torch.Generator().manual_seed(cfg.seed * 100003 + epoch))
+            idx = order.numpy()[pos * cfg.batch_size:(pos + 1) * cfg.batch_size]
+            share, weight = batch_share(len(idx), group)
+        else:
+            idx = None
+            share, weight = batch_share(cfg.batch_size, group)
         t_step = time.perf_counter()
         if lr_at is not None:
             for param_group in opt.param_groups:
                 param_group["lr"] = lr_at(step, total_steps)
-        share, weight = batch_share(len(idx), group)
         with step_rng(cfg.seed, step, _param_device(module)):
             loss = loss_fn(Step(idx, torch.Generator().manual_seed(cfg.seed * 1_000_003 + step), share, net))
+            if isinstance(loss, tuple):
+                loss, metrics = loss
+                for name, value in metrics.items():
+                    metric_sums[name] = metric_sums.get(name, 0.0) + float(value)
             opt.zero_grad(set_to_none=True)
             (loss * weight).backward()
+            if after_backward is not None:
+                after_backward()
             opt.step()
+            if after_step is not None:
+                after_step(step)
         step += 1
         train_s += time.perf_counter() - t_step
         batch_loss = float(group.all_sum([loss.item() * weight])[0]) / group.world_size  # the whole batch's mean
@@ -126,8 +155,9 @@ def train_steps(run: RunDir, cfg: Any, module: torch.nn.Module, opt: torch.optim
         if group.active and deadline is not None:  # all processes stop at the same step
             out_of_time = group.any(out_of_time)
         validate_now = end_of_epoch or out_of_time or bool(val_every and step % val_every == 0)
-        if step % cfg.checkpoint_every == 0 or validate_now:
+        if step % checkpoint_every == 0 or validate_now:
             record = {"step": step, "epoch": round(step / steps_per_epoch, 3), loss_name: loss_acc / n_acc,
+                      **{name: total / n_acc for name, total in metric_sums.items()},
                       "images_per_s": round(n_acc * cfg.batch_size / (time.time() - t0), 2),
                       "images_seen": images_seen(step, steps_per_epoch, n_items, cfg.batch_size), "train_s": round(train_s, 3)}
             if validate_now and group.is_main:
@@ -141,6 +171,7 @@ def train_steps(run: RunDir, cfg: Any, module: torch.nn.Module, opt: torch.optim
                 export({"steps_done": step, "steps_planned": total_steps, "images_seen": record["images_seen"],
                         "train_s": record["train_s"], **{k: v for k, v in record.items() if k.startswith("val")}})
             loss_acc, n_acc, t0 = 0.0, 0, time.time()
+            metric_sums = {}
         if out_of_time:
             run.log({"event": "time-limit", "step": step, "steps_planned": total_steps,
                      "note": "stopped early; the same command continues from the checkpoint"})

@@ -9,12 +9,10 @@ validation images (clean in, clean out) goes to ``log.jsonl``; the run checkpoin
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
 
 from ..data import ImageDataset, from_uint8, load_dataset
 from ..defenses.stl import (
@@ -29,7 +27,7 @@ from ..errors import InputError
 from ..metrics import mean_psnr
 from ..utils import resolve_device, seed_everything
 from ..weights import save_weights
-from .loop import _changed_settings
+from .loop import Step, train_steps
 from .rundir import RunDir
 
 
@@ -105,10 +103,18 @@ def validate(atoms: torch.Tensor, cfg: STLConfig, x_val: torch.Tensor, device: t
             "val_nonzero": round(float((z != 0).float().mean()), 4)}
 
 
+class Dictionary(torch.nn.Module):
+    """The trained parameter: the atoms K x 3 x s x s (unit norm after every step)."""
+
+    def __init__(self, atoms: torch.Tensor) -> None:
+        super().__init__()
+        self.atoms = torch.nn.Parameter(atoms)
+
+
 def train_stl(cfg: STLConfig, out: str | Path, data_root=None, device=None, command: list[str] | None = None,
               progress: bool = True) -> Path:
     """Learn the dictionary, checkpointing at every validation (resumes from ``out/checkpoint.pt``); returns
-    ``out/stl.safetensors``."""
+    ``out/stl.safetensors``. The step loop is :func:`~irad.training.loop.train_steps` (a run of ``cfg.steps``)."""
     check_config(cfg)
     dev = resolve_device(device)
     run = RunDir(out, command)
@@ -122,63 +128,36 @@ def train_stl(cfg: STLConfig, out: str | Path, data_root=None, device=None, comm
         raise InputError(f"crop {cfg.crop} / atom size {cfg.size} exceed the {tuple(pool.shape[-2:])} images")
     x_val = val.tensors(cfg.val_images)[0]
 
-    atoms = _init_atoms(pool, cfg, gen).to(dev).requires_grad_(True)
+    dictionary = Dictionary(_init_atoms(pool, cfg, gen)).to(dev)
+    atoms = dictionary.atoms
     opt = torch.optim.Adam([atoms], lr=cfg.lr)
-    step, history = 0, []
-    ckpt = run.load_checkpoint()
-    if ckpt is not None:
-        changed = _changed_settings(ckpt["config"], cfg)
-        if changed:
-            raise InputError(f"{run.checkpoint_path} was made with other settings ({', '.join(changed)}); use a new "
-                             f"--out folder or the original settings")
-        with torch.no_grad():
-            atoms.copy_(ckpt["atoms"].to(dev))
-        opt.load_state_dict(ckpt["optimizer"])
-        step, history = ckpt["step"], ckpt["history"]
-        run.log({"event": "resume", "step": step})
-    else:
-        run.log({"event": "start", **asdict(cfg), "device": str(dev), "train_images": int(pool.shape[0]),
-                 **validate(atoms.detach(), cfg, x_val, dev)})
+    _upgrade_checkpoint(run)
+    start = None
+    if run.load_checkpoint() is None:
+        start = {"device": str(dev), "train_images": int(pool.shape[0]), **validate(atoms.detach(), cfg, x_val, dev)}
 
-    bar = tqdm(total=cfg.steps, initial=step, desc="stl dictionary", disable=not progress)
-    loss_sum, objective_sum, psnr_sum, n_sum, t0 = 0.0, 0.0, 0.0, 0, time.time()
-    while step < cfg.steps:
-        g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
-        x = _batch(pool, cfg, g).to(dev)
+    def loss_fn(step: Step) -> tuple[torch.Tensor, dict[str, float]]:
+        x = _batch(pool, cfg, step.generator).to(dev)
         high = x - tikhonov_lowpass(x, cfg.lowpass)
         with torch.no_grad():
             lip = lipschitz_constant(atoms, size=32, iterations=20)
             z = fista(high, atoms.detach(), cfg.lam, cfg.train_iterations, lip)
         residual = high - synthesize(z, atoms)
         loss = 0.5 * residual.pow(2).sum() / x.shape[0]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        for group in opt.param_groups:
-            group["lr"] = cfg.lr * 0.5 * (1 + math.cos(math.pi * step / cfg.steps))
-        opt.step()
-        with torch.no_grad():
-            atoms.copy_(normalize_atoms(atoms))
-        step += 1
-        loss_sum += loss.item()
-        objective_sum += loss.item() + cfg.lam * float(z.abs().sum()) / x.shape[0]
-        psnr_sum += -10 * math.log10(max(residual.detach().pow(2).mean().item(), 1e-12))
-        n_sum += 1
-        bar.update(1)
-        bar.set_postfix(loss=f"{loss.item():.4f}")
-        if step % cfg.eval_every == 0 or step == cfg.steps:
-            record = {"step": step, "loss": round(loss_sum / n_sum, 5),
-                      "objective": round(objective_sum / n_sum, 5), "train_psnr": round(psnr_sum / n_sum, 3),
-                      "seconds_per_step": round((time.time() - t0) / n_sum, 3),
-                      **validate(atoms.detach(), cfg, x_val, dev)}
-            history.append(record)
-            run.log(record)
-            run.save_checkpoint({"atoms": atoms.detach().cpu(), "optimizer": opt.state_dict(), "step": step,
-                                 "history": history, "config": asdict(cfg)})
-            loss_sum, objective_sum, psnr_sum, n_sum, t0 = 0.0, 0.0, 0.0, 0, time.time()
-    bar.close()
+        return loss, {"objective": loss.item() + cfg.lam * float(z.abs().sum()) / x.shape[0],
+                      "train_psnr": -10 * math.log10(max(residual.detach().pow(2).mean().item(), 1e-12))}
+
+    @torch.no_grad()
+    def project(step: int) -> None:
+        atoms.copy_(normalize_atoms(atoms))
+
+    done = train_steps(run, cfg, dictionary, opt, cfg.images, loss_fn, lambda: validate(atoms.detach(), cfg, x_val, dev),
+                       "loss", "stl dictionary", progress, start, steps=cfg.steps, checkpoint_every=cfg.eval_every,
+                       val_every=cfg.eval_every, after_step=project,
+                       lr_at=lambda step, total: cfg.lr * 0.5 * (1 + math.cos(math.pi * step / total)))
 
     weights_path = run.path / "stl.safetensors"
-    final = history[-1] if history else {}
+    final = done if "val_psnr" in done else validate(atoms.detach(), cfg, x_val, dev)
     save_weights({"atoms": atoms.detach()}, weights_path, {
         "kind": "defense", "arch": "stl", "dataset": cfg.dataset,
         "spec": {"name": "stl", "args": {"lam": cfg.lam, "iterations": cfg.iterations, "lowpass": cfg.lowpass}},
@@ -190,3 +169,14 @@ def train_stl(cfg: STLConfig, out: str | Path, data_root=None, device=None, comm
     })
     run.log({"event": "done", "weights": str(weights_path)})
     return weights_path
+
+
+def _upgrade_checkpoint(run: RunDir) -> None:
+    """A checkpoint of the loop STL had before it used ``train_steps`` (``atoms`` at the top level) rewritten in
+    the shared layout, so a run killed under the older version resumes."""
+    ckpt = run.load_checkpoint()
+    if ckpt is not None and "atoms" in ckpt and "model" not in ckpt:
+        run.save_checkpoint({"model": {"atoms": ckpt["atoms"]}, "optimizer": ckpt["optimizer"], "step": ckpt["step"],
+                             "config": ckpt["config"], "train_seconds": 0.0,
+                             "validation": {k: v for k, v in (ckpt.get("history") or [{}])[-1].items()
+                                            if k.startswith("val")}})

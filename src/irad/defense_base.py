@@ -1,7 +1,7 @@
 """The base class of the toolkit's defenses, and :class:`DefenseInfo`, the typed record of what is known of one.
 
 It imports nothing of the package (a test holds it to that), so that the resampling core (``irad.resampling``) and
-the defenses layer (``irad.defenses``, which re-exports it) can both build on it without an import cycle.
+the defenses layer (``irad.defenses``, which exports it) can both build on it without an import cycle.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ defense's parameters: ``load_defense`` refuses any other (unless the factory tak
 ``dataset`` only to factories that take it.
 """
 
-from .base import Defense, DefenseInfo, defense_info, is_randomized
+from ..defense_base import Defense, DefenseInfo, defense_info, is_randomized
 from .registry import DEFENSES, DefendedClassifier, NoDefense, defend, load_defense
 from . import classic as _classic  # noqa: F401  (registers the classic baselines)
 from . import resampling as _resampling  # noqa: F401  (registers the resampling defenses)

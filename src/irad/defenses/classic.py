@@ -14,7 +14,7 @@ from ..data.images import from_uint8
 from ..errors import InputError
 from ..utils.runtime import call_generator
 from ..utils.validation import check_images, is_real, is_whole
-from .base import Defense
+from ..defense_base import Defense
 from .registry import DEFENSES
 
 

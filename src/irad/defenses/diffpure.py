@@ -30,7 +30,7 @@ from ..errors import InputError, WeightsError
 from ..utils.runtime import call_generator
 from ..utils.validation import check_images, is_real, is_whole
 from ..weights import load_defense_weights, load_strict, model_spec
-from .base import Defense
+from ..defense_base import Defense
 from .registry import DEFENSES, load_defense
 
 TRAIN_HINT = "train a score model with `irad train diffusion`"

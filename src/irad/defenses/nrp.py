@@ -30,7 +30,7 @@ from torch import nn
 from ..errors import InputError, WeightsError
 from ..utils.validation import check_images, is_whole
 from ..weights import load_defense_weights, load_strict, model_spec
-from .base import Defense
+from ..defense_base import Defense
 from .registry import DEFENSES
 
 DEFAULT_WIDTH = 32

@@ -12,7 +12,7 @@ from torch import nn
 from ..errors import InputError
 from ..registry import Registry
 from ..utils.validation import check_images
-from .base import Defense, DefenseInfo, defense_info, is_randomized  # noqa: F401  (older import path)
+from ..defense_base import Defense, DefenseInfo, defense_info, is_randomized  # noqa: F401  (older import path)
 
 DEFENSES: Registry[nn.Module] = Registry("defense")
 

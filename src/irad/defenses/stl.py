@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from ..errors import InputError, WeightsError
 from ..utils.validation import check_images, is_whole
 from ..weights import load_defense_weights, model_spec
-from .base import Defense
+from ..defense_base import Defense
 from .registry import DEFENSES
 
 # Fallbacks when a weight file's metadata does not name its settings (the shipped file names them).

@@ -33,7 +33,7 @@ from ..errors import InputError
 from ..utils import resolve_device, seed_everything
 from ..weights import save_weights
 from .augment import random_crop_flip
-from .loop import Step, train_steps
+from .loop import Step, from_older_loop, train_steps
 from .rundir import RunDir
 
 
@@ -120,12 +120,6 @@ def train_diffusion(cfg: DiffusionConfig, out: str | Path, data_root=None, devic
     pair = ScoreAndEMA(model).to(dev)
     model, ema = pair.model, pair.ema
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    _upgrade_checkpoint(run)
-    start = None
-    if run.load_checkpoint() is None:
-        start = {"device": str(dev), "train_images": int(pool.shape[0]),
-                 "parameters": sum(p.numel() for p in model.parameters()),
-                 "val_loss": round(validation_loss(model, sde, x_val, t_val, noise_val, cfg.batch_size), 5)}
 
     def loss_fn(step: Step) -> torch.Tensor:
         gen = step.generator
@@ -139,14 +133,18 @@ def train_diffusion(cfg: DiffusionConfig, out: str | Path, data_root=None, devic
         return {"val_loss": round(validation_loss(ema, sde, x_val, t_val, noise_val, cfg.batch_size), 5),
                 "val_loss_raw": round(validation_loss(model, sde, x_val, t_val, noise_val, cfg.batch_size), 5)}
 
+    def start() -> dict[str, float]:
+        return {"device": str(dev), "train_images": int(pool.shape[0]),
+                "parameters": sum(p.numel() for p in model.parameters()),
+                "val_loss": round(validation_loss(model, sde, x_val, t_val, noise_val, cfg.batch_size), 5)}
+
     done = train_steps(run, cfg, pair, opt, pool.shape[0], loss_fn, validate, "loss", "diffusion score model",
-                       progress, start, steps=cfg.steps, checkpoint_every=cfg.eval_every, val_every=cfg.eval_every,
+                       progress, start, steps=cfg.steps, upgrade_checkpoint=_from_older_loop, checkpoint_every=cfg.eval_every, val_every=cfg.eval_every,
                        lr_at=lambda step, total: cfg.lr * min(1.0, (step + 1) / max(cfg.warmup, 1)),
                        after_backward=lambda: torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip),
                        after_step=lambda step: update_ema(ema, model, min(cfg.ema, (1 + step) / (10 + step))))
 
     weights_path = run.path / "diffpure.safetensors"
-    final = done if "val_loss" in done else validate()
     save_weights(ema.state_dict(), weights_path, {
         "kind": "defense", "arch": "diffpure", "dataset": cfg.dataset,
         "spec": {"name": "score-unet", "args": ema.architecture()},
@@ -154,7 +152,7 @@ def train_diffusion(cfg: DiffusionConfig, out: str | Path, data_root=None, devic
                  "model, VP-SDE of Song et al., ICLR 2021)",
         "architecture": ema.architecture(), "sde": {"beta_min": sde.beta_min, "beta_max": sde.beta_max},
         "settings": {"t_min": cfg.t_min, "t_max": cfg.t_max, "ema": cfg.ema, "steps": done["steps_done"]},
-        "val_loss": final.get("val_loss"), "config": asdict(cfg), "command": run.command, "device": str(dev),
+        "val_loss": done.get("val_loss"), "config": asdict(cfg), "command": run.command, "device": str(dev),
     })
     run.log({"event": "done", "weights": str(weights_path)})
     return weights_path
@@ -169,14 +167,10 @@ class ScoreAndEMA(torch.nn.Module):
         self.model, self.ema = model, copy.deepcopy(model).requires_grad_(False)
 
 
-def _upgrade_checkpoint(run: RunDir) -> None:
-    """A checkpoint of the loop diffusion training had before it used ``train_steps`` (``model`` and ``ema`` state
-    dicts side by side) rewritten in the shared layout, so a run killed under the older version resumes."""
-    ckpt = run.load_checkpoint()
-    if ckpt is not None and "ema" in ckpt:
-        state = {**{f"model.{k}": v for k, v in ckpt["model"].items()},
-                 **{f"ema.{k}": v for k, v in ckpt["ema"].items()}}
-        run.save_checkpoint({"model": state, "optimizer": ckpt["optimizer"], "step": ckpt["step"],
-                             "config": ckpt["config"], "train_seconds": 0.0,
-                             "validation": {k: v for k, v in (ckpt.get("history") or [{}])[-1].items()
-                                            if k.startswith("val")}})
+def _from_older_loop(ckpt: dict) -> dict:
+    """Diffusion training's checkpoints from before it shared ``train_steps`` held the ``model`` and ``ema`` state
+    dicts side by side."""
+    if "ema" not in ckpt:
+        return ckpt
+    return from_older_loop(ckpt, {**{f"model.{k}": v for k, v in ckpt["model"].items()},
+                                  **{f"ema.{k}": v for k, v in ckpt["ema"].items()}})

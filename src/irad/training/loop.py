@@ -42,13 +42,15 @@ class Step:
 def train_steps(run: RunDir, cfg: Any, module: torch.nn.Module, opt: torch.optim.Optimizer, n_items: int,
                 loss_fn: Callable[[Step], torch.Tensor],
                 validate: Callable[[], dict[str, float]], loss_name: str, desc: str, progress: bool = True,
-                start_record: dict[str, Any] | None = None, time_limit_s: float | None = None,
+                start_record: dict[str, Any] | Callable[[], dict[str, Any]] | None = None,
+                time_limit_s: float | None = None,
                 export: Callable[[dict[str, Any]], None] | None = None,
                 lr_at: Callable[[int, int], float] | None = None,
                 forward: torch.nn.Module | None = None, *, steps: int | None = None,
                 checkpoint_every: int | None = None, val_every: int | None = None,
                 after_backward: Callable[[], None] | None = None,
-                after_step: Callable[[int], None] | None = None) -> dict[str, Any]:
+                after_step: Callable[[int], None] | None = None,
+                upgrade_checkpoint: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> dict[str, Any]:
     """Optimise ``module`` for ``cfg.epochs`` epochs (fractional allowed) of ``n_items`` in batches of
     ``cfg.batch_size``; return ``{"steps_done", "steps_planned", "images_seen", "train_s"}`` and the figures of
     the run's last validation (kept in the checkpoint), the progress its weights' metadata records.
@@ -78,8 +80,10 @@ def train_steps(run: RunDir, cfg: Any, module: torch.nn.Module, opt: torch.optim
     loss draws its batch from the step's generator, e.g. random crops of a pool; validation every ``val_every``
     steps and at the last one). ``checkpoint_every`` / ``val_every`` override ``cfg``'s. ``after_backward()`` runs
     between the backward pass and the optimiser step (gradient clipping); ``after_step(step)`` after every optimiser
-    step, with the index of the step just taken (a projection, an EMA). ``loss_fn`` may return ``(loss, {name: value})``: the values'
-    means since the last record are logged beside the loss.
+    step, with the index of the step just taken (a projection, an EMA). ``loss_fn`` may return
+    ``(loss, {name: value})``: the values' means since the last record are logged beside the loss.
+    ``start_record`` may be a function, called only when the run starts afresh (e.g. a first validation).
+    ``upgrade_checkpoint(ckpt)`` maps a checkpoint as loaded to this loop's layout (see :func:`from_older_loop`).
     """
     deadline = None if time_limit_s is None else time.monotonic() + time_limit_s
     group = distributed.current()
@@ -97,6 +101,8 @@ def train_steps(run: RunDir, cfg: Any, module: torch.nn.Module, opt: torch.optim
     step, train_s, last_validation = 0, 0.0, {}
     val_every = val_every or getattr(cfg, "val_every", None)
     ckpt = run.load_checkpoint()
+    if ckpt is not None and upgrade_checkpoint is not None:
+        ckpt = upgrade_checkpoint(ckpt)
     if ckpt is not None:
         changed = _changed_settings(ckpt["config"], cfg)
         if changed:
@@ -110,7 +116,8 @@ def train_steps(run: RunDir, cfg: Any, module: torch.nn.Module, opt: torch.optim
                  **({"note": "already complete: nothing to train, the weights are exported again"}
                     if step >= total_steps else {})})
     else:
-        run.log({"event": "start", **asdict(cfg), **(start_record or {}), "total_steps": total_steps,
+        start = start_record() if callable(start_record) else start_record
+        run.log({"event": "start", **asdict(cfg), **(start or {}), "total_steps": total_steps,
                  **({"distributed": {**group.describe(), "global_batch": cfg.batch_size,
                                      "per_process_batch": -(-cfg.batch_size // group.world_size)}}
                     if group.active else {})})
@@ -180,6 +187,15 @@ def train_steps(run: RunDir, cfg: Any, module: torch.nn.Module, opt: torch.optim
     return {"steps_done": step, "steps_planned": total_steps,
             "images_seen": images_seen(step, steps_per_epoch, n_items, cfg.batch_size), "train_s": round(train_s, 3),
             **last_validation}
+
+
+def from_older_loop(ckpt: dict[str, Any], model_state: dict[str, torch.Tensor]) -> dict[str, Any]:
+    """A checkpoint written by a trainer's own loop before it shared :func:`train_steps` (its ``optimizer``,
+    ``step``, ``config`` and ``history`` of records), with ``model_state`` its trained module's state, in the
+    layout :func:`train_steps` resumes from: a run killed under the older version continues."""
+    last = (ckpt.get("history") or [{}])[-1]
+    return {"model": model_state, "optimizer": ckpt["optimizer"], "step": ckpt["step"], "config": ckpt["config"],
+            "train_seconds": 0.0, "validation": {k: v for k, v in last.items() if k.startswith("val")}}
 
 
 def wrap_for_training(module: torch.nn.Module, group: distributed.Context) -> torch.nn.Module:

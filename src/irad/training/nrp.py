@@ -172,10 +172,7 @@ def train_nrp(cfg: NRPConfig, out: str | Path, data_root=None, device=None, comm
         target_val = features(x_val)
     x_val_ssp = ssp(x_val, features, cfg.eps, cfg.ssp_step, cfg.ssp_steps, torch.Generator().manual_seed(cfg.seed),
                     target_val)
-    sums = {"train_feature_loss": 0.0, "train_pixel_loss": 0.0, "n": 0}
-    last: dict[str, float] = {}
-
-    def loss_fn(step: Step) -> torch.Tensor:
+    def loss_fn(step: Step) -> tuple[torch.Tensor, dict[str, float]]:
         gen = step.generator
         x = random_crop_flip(train.subset(step.indices).tensors()[0], cfg.pad, gen).to(dev)
         with torch.no_grad():
@@ -185,26 +182,22 @@ def train_nrp(cfg: NRPConfig, out: str | Path, data_root=None, device=None, comm
         purified = step.net(perturbed)
         feature_loss = feature_distortion(features(purified), target)
         pixel_loss = (purified - x).pow(2).mean()
-        sums["train_feature_loss"] += feature_loss.item()
-        sums["train_pixel_loss"] += pixel_loss.item()
-        sums["n"] += 1
-        return feature_loss + cfg.pixel_weight * pixel_loss
+        return (feature_loss + cfg.pixel_weight * pixel_loss,
+                {"train_feature_loss": feature_loss.item(), "train_pixel_loss": pixel_loss.item()})
 
     def validation() -> dict[str, float]:
-        record = {k: round(v / max(sums["n"], 1), 6) for k, v in sums.items() if k != "n"} if sums["n"] else {}
-        sums.update(train_feature_loss=0.0, train_pixel_loss=0.0, n=0)
-        last.update(validate(purifier, features, x_val, x_val_ssp, target_val))
-        return {**record, **last}
+        return validate(purifier, features, x_val, x_val_ssp, target_val)
 
-    start = None
-    if run.load_checkpoint() is None:
-        start = {"device": str(dev), "train_images": n_train, "val_psnr_ssp": round(mean_psnr(x_val_ssp, x_val), 3),
-                 "val_feature_loss_ssp": round(float(feature_distortion(features(x_val_ssp), target_val)), 5),
-                 **validate(purifier, features, x_val, x_val_ssp, target_val)}
-    train_steps(run, cfg, purifier, opt, n_train, loss_fn, validation, "train_loss", "nrp purifier", progress, start)
+    def start() -> dict[str, float]:
+        return {"device": str(dev), "train_images": n_train, "val_psnr_ssp": round(mean_psnr(x_val_ssp, x_val), 3),
+                "val_feature_loss_ssp": round(float(feature_distortion(features(x_val_ssp), target_val)), 5),
+                **validation()}
+
+    done = train_steps(run, cfg, purifier, opt, n_train, loss_fn, validation, "train_loss", "nrp purifier", progress,
+                       start)
     purifier.eval()
-    if not last:  # a finished run resumed: nothing was validated in this call
-        last.update(validate(purifier, features, x_val, x_val_ssp, target_val))
+    # (a finished run resumed from a checkpoint older than the validation it now keeps: validate once more)
+    last = {k: v for k, v in done.items() if k.startswith("val")} or validation()
 
     path = run.path / "nrp.safetensors"
     save_weights(purifier.state_dict(), path, {

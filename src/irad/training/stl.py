@@ -27,7 +27,7 @@ from ..errors import InputError
 from ..metrics import mean_psnr
 from ..utils import resolve_device, seed_everything
 from ..weights import save_weights
-from .loop import Step, train_steps
+from .loop import Step, from_older_loop, train_steps
 from .rundir import RunDir
 
 
@@ -131,10 +131,6 @@ def train_stl(cfg: STLConfig, out: str | Path, data_root=None, device=None, comm
     dictionary = Dictionary(_init_atoms(pool, cfg, gen)).to(dev)
     atoms = dictionary.atoms
     opt = torch.optim.Adam([atoms], lr=cfg.lr)
-    _upgrade_checkpoint(run)
-    start = None
-    if run.load_checkpoint() is None:
-        start = {"device": str(dev), "train_images": int(pool.shape[0]), **validate(atoms.detach(), cfg, x_val, dev)}
 
     def loss_fn(step: Step) -> tuple[torch.Tensor, dict[str, float]]:
         x = _batch(pool, cfg, step.generator).to(dev)
@@ -151,32 +147,29 @@ def train_stl(cfg: STLConfig, out: str | Path, data_root=None, device=None, comm
     def project(step: int) -> None:
         atoms.copy_(normalize_atoms(atoms))
 
-    done = train_steps(run, cfg, dictionary, opt, cfg.images, loss_fn, lambda: validate(atoms.detach(), cfg, x_val, dev),
-                       "loss", "stl dictionary", progress, start, steps=cfg.steps, checkpoint_every=cfg.eval_every,
-                       val_every=cfg.eval_every, after_step=project,
+    def validation() -> dict[str, float]:
+        return validate(atoms.detach(), cfg, x_val, dev)
+
+    done = train_steps(run, cfg, dictionary, opt, cfg.images, loss_fn, validation, "loss", "stl dictionary", progress,
+                       lambda: {"device": str(dev), "train_images": int(pool.shape[0]), **validation()},
+                       steps=cfg.steps, checkpoint_every=cfg.eval_every, val_every=cfg.eval_every,
+                       after_step=project, upgrade_checkpoint=_from_older_loop,
                        lr_at=lambda step, total: cfg.lr * 0.5 * (1 + math.cos(math.pi * step / total)))
 
     weights_path = run.path / "stl.safetensors"
-    final = done if "val_psnr" in done else validate(atoms.detach(), cfg, x_val, dev)
     save_weights({"atoms": atoms.detach()}, weights_path, {
         "kind": "defense", "arch": "stl", "dataset": cfg.dataset,
         "spec": {"name": "stl", "args": {"lam": cfg.lam, "iterations": cfg.iterations, "lowpass": cfg.lowpass}},
         "paper": "Sun et al., Adversarial Defense by Stratified Convolutional Sparse Coding, CVPR 2019",
         "settings": {"lam": cfg.lam, "iterations": cfg.iterations, "lowpass": cfg.lowpass, "atoms": cfg.atoms,
                      "size": cfg.size},
-        "val_psnr": final.get("val_psnr"), "val_psnr_lowpass": final.get("val_psnr_lowpass"),
+        "val_psnr": done.get("val_psnr"), "val_psnr_lowpass": done.get("val_psnr_lowpass"),
         "config": asdict(cfg), "command": run.command, "device": str(dev),
     })
     run.log({"event": "done", "weights": str(weights_path)})
     return weights_path
 
 
-def _upgrade_checkpoint(run: RunDir) -> None:
-    """A checkpoint of the loop STL had before it used ``train_steps`` (``atoms`` at the top level) rewritten in
-    the shared layout, so a run killed under the older version resumes."""
-    ckpt = run.load_checkpoint()
-    if ckpt is not None and "atoms" in ckpt and "model" not in ckpt:
-        run.save_checkpoint({"model": {"atoms": ckpt["atoms"]}, "optimizer": ckpt["optimizer"], "step": ckpt["step"],
-                             "config": ckpt["config"], "train_seconds": 0.0,
-                             "validation": {k: v for k, v in (ckpt.get("history") or [{}])[-1].items()
-                                            if k.startswith("val")}})
+def _from_older_loop(ckpt: dict) -> dict:
+    """STL's checkpoints from before it shared ``train_steps`` held the atoms at the top level."""
+    return from_older_loop(ckpt, {"atoms": ckpt["atoms"]}) if "atoms" in ckpt and "model" not in ckpt else ckpt
